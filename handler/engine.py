@@ -1,0 +1,170 @@
+"""The QA engine: windows -> backend logits -> spans -> answers in the original context.
+
+Independent of Lambda. Behaves like transformers 4.x ``QuestionAnsweringPipeline`` (removed in 5.x), which
+model cards and users are calibrated against; see ``decoding`` for the one deliberate difference.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Encoding
+
+from handler.backends import Backend, load_backend
+from handler.decoding import window_spans
+from handler.errors import InvalidInput
+from handler.tokenization import Window, WindowTokenizer
+
+# Windows per backend call: bounds peak memory (batch x seq^2 attention) while amortising per-call overhead.
+DEFAULT_MAX_BATCH_WINDOWS = 8
+
+
+@dataclass(frozen=True)
+class QAParams:
+    """Request parameters, with the 4.x pipeline's defaults. ``None`` derives from the model's max length."""
+
+    top_k: int = 1
+    doc_stride: int | None = None
+    max_answer_len: int = 15
+    max_seq_len: int | None = None
+    max_question_len: int = 64
+    handle_impossible_answer: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "max_answer_len", "max_question_len", "max_seq_len"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidInput(f"{name} must be >= 1 (got {value})")
+        if self.doc_stride is not None and self.doc_stride < 0:
+            raise InvalidInput(f"doc_stride must be >= 0 (got {self.doc_stride})")
+
+
+@dataclass(frozen=True)
+class Answer:
+    answer: str
+    score: float
+    start: int  # character offsets into the original context; answer == context[start:end]
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class EncodedRequest:
+    """Tokenized pairs: lets a caller check the window count (the work) before running the model."""
+
+    pairs: Sequence[tuple[str, str]]
+    windows: list[Window]
+    params: QAParams
+
+    @property
+    def num_windows(self) -> int:
+        return len(self.windows)
+
+
+def _char_span(enc: Encoding, start: int, end: int) -> tuple[int, int]:
+    """The pipeline's ``align_to_words``: widen a token span to whole words, else use token offsets."""
+    start_word, end_word = enc.token_to_word(start), enc.token_to_word(end)
+    if start_word is not None and end_word is not None:
+        start_chars = enc.word_to_chars(start_word, sequence_index=1)
+        end_chars = enc.word_to_chars(end_word, sequence_index=1)
+        if start_chars is not None and end_chars is not None:
+            return start_chars[0], end_chars[1]
+    return enc.offsets[start][0], enc.offsets[end][1]
+
+
+class QAEngine:
+    """Loads a model directory once; answers batches of (question, context) pairs."""
+
+    def __init__(
+        self,
+        tokenizer: WindowTokenizer,
+        backend: Backend,
+        *,
+        model_name: str = "",
+        max_batch_windows: int = DEFAULT_MAX_BATCH_WINDOWS,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.backend = backend
+        self.model_name = model_name
+        self.max_batch_windows = max_batch_windows
+
+    @classmethod
+    def load(cls, model_dir: Path, backend: str = "torch", **kwargs: Any) -> QAEngine:
+        model_dir = Path(model_dir)
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+        name = config.get("_name_or_path") or model_dir.name
+        return cls(WindowTokenizer.from_dir(model_dir), load_backend(backend, model_dir), model_name=name, **kwargs)
+
+    def encode(self, pairs: Sequence[tuple[str, str]], params: QAParams | None = None) -> EncodedRequest:
+        params = params or QAParams()
+        seq, stride = self.tokenizer.resolve(params.max_seq_len, params.doc_stride)
+        windows: list[Window] = []
+        for i, (question, context) in enumerate(pairs):
+            windows += self.tokenizer.windows(
+                i, question, context, max_seq_len=seq, doc_stride=stride, max_question_len=params.max_question_len
+            )
+        return EncodedRequest(pairs, windows, params)
+
+    def predict(self, request: EncodedRequest) -> list[list[Answer]]:
+        """Runs every window through the backend in batches, then decodes each pair's answers."""
+        starts: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
+        for i in range(0, request.num_windows, self.max_batch_windows):
+            group = request.windows[i : i + self.max_batch_windows]
+            s, e = self.backend.logits(self.tokenizer.model_inputs(group))
+            for row, w in enumerate(group):
+                n = len(w.encoding.ids)
+                starts.append(s[row, :n])
+                ends.append(e[row, :n])
+        per_pair: list[list[int]] = [[] for _ in request.pairs]
+        for idx, w in enumerate(request.windows):
+            per_pair[w.pair].append(idx)
+        return [
+            self._answers(request, context, [(request.windows[j], starts[j], ends[j]) for j in idxs])
+            for (_, context), idxs in zip(request.pairs, per_pair, strict=True)
+        ]
+
+    def answer(self, pairs: Sequence[tuple[str, str]], params: QAParams | None = None) -> list[list[Answer]]:
+        return self.predict(self.encode(pairs, params))
+
+    def _answers(
+        self, request: EncodedRequest, context: str, outputs: list[tuple[Window, np.ndarray, np.ndarray]]
+    ) -> list[Answer]:
+        p = request.params
+        # The pipeline over-fetches (top_k * 2 + 10) because word alignment can merge candidates.
+        pre_top_k = p.top_k * 2 + 10
+        cls_id = self.tokenizer.cls_token_id
+        min_null = 1_000_000.0
+        found: dict[str, dict[str, Any]] = {}  # lower-cased text -> answer; same text adds its scores
+        for window, start_logits, end_logits in outputs:
+            enc = window.encoding
+            cls_mask = np.array(enc.ids) == cls_id if cls_id is not None else np.zeros(len(enc.ids), dtype=bool)
+            spans, null = window_spans(
+                start_logits,
+                end_logits,
+                window.context_mask,
+                cls_mask,
+                top_k=pre_top_k,
+                max_answer_len=p.max_answer_len,
+            )
+            min_null = min(min_null, null)
+            for span in spans:
+                s, e = _char_span(enc, span.start, span.end)
+                text = context[s:e]
+                key = text.lower()
+                if key in found:
+                    found[key]["score"] += span.score
+                else:
+                    found[key] = {"answer": text, "score": span.score, "start": s, "end": e}
+        candidates = list(found.values())
+        if p.handle_impossible_answer:
+            candidates.append({"answer": "", "score": min_null, "start": 0, "end": 0})
+        candidates.sort(key=lambda a: a["score"], reverse=True)
+        return [Answer(**a) for a in candidates[: p.top_k]]
