@@ -1,5 +1,6 @@
 """Extractive question answering on AWS Lambda.
 
-Layout: ``engine`` (QA decoding, backend-agnostic), ``backends/`` (torch, onnx), ``store`` (S3 -> /tmp),
-``publish`` (CLI to put a model in S3), ``settings`` (env), ``schemas`` (API contract), ``app`` (Lambda entry).
+Init: ``settings`` (env) -> ``store`` (S3 -> /tmp, verified) -> ``engine`` (``tokenization``, ``backends/``,
+``decoding``), glued by ``loader``. Each invocation: ``app`` -> ``events`` (shape) -> ``api`` (HTTP)
+or ``direct`` -> ``schemas`` (contract) -> ``service`` (limits, inference). ``publish`` puts a model in S3.
 """

@@ -36,3 +36,30 @@ class ModelStoreError(QAError):
 
     status = 503
     kind = "model_store_error"
+
+
+class TimeBudgetExceeded(PayloadTooLarge):
+    """The request would not finish before the function times out: refuse it early with a clear message."""
+
+    kind = "time_budget_exceeded"
+
+
+class BadRequest(QAError):
+    """The HTTP request itself is unreadable: invalid JSON, base64 or UTF-8."""
+
+    status = 400
+    kind = "bad_request"
+
+
+class UnsupportedMediaType(QAError):
+    status = 415
+    kind = "unsupported_media_type"
+
+
+def error_body(status: int, kind: str, message: str) -> dict[str, object]:
+    """The one error shape every caller sees, HTTP or direct invoke."""
+    return {"error": {"type": kind, "message": message, "status": status}}
+
+
+class ConfigurationError(ValueError):
+    """The function's environment is wrong (a deploy mistake): fails init, reported via /init/error."""

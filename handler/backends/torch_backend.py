@@ -16,13 +16,14 @@ class TorchBackend:
 
     def __init__(self, model_dir: Path, *, threads: int) -> None:
         torch.set_num_threads(threads)
+        transformers.utils.logging.disable_progress_bar()  # a progress bar is noise in CloudWatch
         self.threads = threads
         self.model = AutoModelForQuestionAnswering.from_pretrained(
             model_dir, dtype=torch.float32, local_files_only=True
         )
         self.model.eval()
         accepted = inspect.signature(self.model.forward).parameters
-        # Like the pipeline's tokenizer.model_input_names: BERT-style models take segment ids, RoBERTa-style not.
+        # As the pipeline's tokenizer.model_input_names: BERT-style models take segment ids, RoBERTa not.
         uses_types = "token_type_ids" in accepted and getattr(self.model.config, "type_vocab_size", 0) > 1
         self.input_names = ("input_ids", "attention_mask") + (("token_type_ids",) if uses_types else ())
 

@@ -1,0 +1,27 @@
+"""Recognises an event's shape, so one handler serves API Gateway, function URLs and direct invokes."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+
+class Shape(Enum):
+    REST_V1 = "rest-v1"  # API Gateway REST API proxy integration (payload format 1.0)
+    HTTP_V2 = "http-v2"  # API Gateway HTTP API (payload format 2.0)
+    FUNCTION_URL = "function-url"  # Lambda function URL (payload format 2.0, lambda-url domain)
+    DIRECT = "direct"  # `aws lambda invoke`: the event is the request itself
+
+
+def detect_shape(event: Any) -> Shape:
+    if not isinstance(event, dict):
+        return Shape.DIRECT
+    ctx = event.get("requestContext")
+    if not isinstance(ctx, dict):
+        return Shape.DIRECT
+    if event.get("version") == "2.0" and isinstance(ctx.get("http"), dict):
+        domain = str(ctx.get("domainName", ""))
+        return Shape.FUNCTION_URL if ".lambda-url." in domain else Shape.HTTP_V2
+    if "httpMethod" in event:
+        return Shape.REST_V1
+    return Shape.DIRECT
