@@ -17,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from handler.engine import QAEngine
 from handler.observability import logger, metrics, tracer
 from handler.settings import Settings
+from handler.store import warm_from_settings
 
 WARMUP_PAIR = ("What is warmed up?", "The first inference warms up the model before real traffic arrives.")
 
@@ -29,23 +30,14 @@ class ModelState:
     warmup_ms: float | None = None
 
 
-def _model_dir(settings: Settings) -> Any:
-    if settings.model_local_path is not None:
-        if not (settings.model_local_path / "config.json").is_file():
-            raise FileNotFoundError(f"MODEL_LOCAL_PATH {settings.model_local_path} holds no config.json")
-        return settings.model_local_path
-    from handler.store import warm_model
-
-    return warm_model(settings.model_s3_uri, settings.model_dir, settings.backend)
-
-
 def load_model(settings: Settings) -> ModelState:
     start = perf_counter()
     try:
+        with tracer.provider.in_subsegment("warm_model_store"):
+            report = warm_from_settings(settings)
         with tracer.provider.in_subsegment("load_model"):
-            model_dir = _model_dir(settings)
             engine = QAEngine.load(
-                model_dir, backend=settings.backend, max_batch_windows=settings.max_batch_windows
+                report.model_dir, backend=settings.backend, max_batch_windows=settings.max_batch_windows
             )
         with tracer.provider.in_subsegment("warmup_inference"):
             warm_start = perf_counter()
@@ -59,9 +51,11 @@ def load_model(settings: Settings) -> ModelState:
         )
     seconds = perf_counter() - start
     metrics.add_metric(name="ModelLoadSeconds", unit=MetricUnit.Seconds, value=seconds)
+    metrics.add_metric(name="ModelDownloadBytes", unit=MetricUnit.Bytes, value=report.bytes)
     info = {
-        "model": engine.model_name,
-        "source": settings.model_s3_uri or "local",
+        "model": report.model_name or engine.model_name,
+        "revision": report.revision,
+        "source": "s3" if settings.model_local_path is None else "image",
         "python": platform.python_version(),
         **engine.backend.describe(),
     }
