@@ -38,8 +38,8 @@ def window_spans(
 ) -> tuple[list[Span], float]:
     """Best spans of one window, best first, and this window's null-answer score.
 
-    ``context_mask`` marks tokens that may be part of an answer; ``cls_mask`` marks CLS tokens, which take part
-    in the softmax (as in the pipeline) but never in a span.
+    ``context_mask`` marks tokens that may be part of an answer; ``cls_mask`` marks CLS tokens, which take
+    part in the softmax (as in the pipeline) but never in a span.
     """
     keep = context_mask | cls_mask
     p_start = _softmax(np.where(keep, start_logits.astype(np.float32), MASKED_LOGIT))
@@ -58,10 +58,7 @@ def window_spans(
     flat_valid = np.flatnonzero(valid)
     flat_scores = scores.ravel()[flat_valid]
     k = min(top_k, flat_valid.size)
-    if k < flat_valid.size:
-        part = np.argpartition(-flat_scores, k - 1)[:k]
-    else:
-        part = np.arange(flat_valid.size)
+    part = np.argpartition(-flat_scores, k - 1)[:k] if k < flat_valid.size else np.arange(flat_valid.size)
     # Best first; ties go to the earlier span, so the output is deterministic.
     order = part[np.lexsort((flat_valid[part], -flat_scores[part]))]
     starts, ends = np.divmod(flat_valid[order], n)

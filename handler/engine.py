@@ -68,15 +68,24 @@ class EncodedRequest:
         return len(self.windows)
 
 
-def _char_span(enc: Encoding, start: int, end: int) -> tuple[int, int]:
-    """The pipeline's ``align_to_words``: widen a token span to whole words, else use token offsets."""
+def _char_span(enc: Encoding, start: int, end: int, context: str) -> tuple[int, int]:
+    """The pipeline's ``align_to_words``: widen a token span to whole words, else use token offsets.
+
+    Surrounding whitespace is dropped: byte-level BPE tokenizers with ``add_prefix_space`` leave the space
+    before a window's first token in its offsets, which would turn one answer into two (" x" and "x").
+    """
+    s, e = enc.offsets[start][0], enc.offsets[end][1]
     start_word, end_word = enc.token_to_word(start), enc.token_to_word(end)
     if start_word is not None and end_word is not None:
         start_chars = enc.word_to_chars(start_word, sequence_index=1)
         end_chars = enc.word_to_chars(end_word, sequence_index=1)
         if start_chars is not None and end_chars is not None:
-            return start_chars[0], end_chars[1]
-    return enc.offsets[start][0], enc.offsets[end][1]
+            s, e = start_chars[0], end_chars[1]
+    while s < e and context[s].isspace():
+        s += 1
+    while e > s and context[e - 1].isspace():
+        e -= 1
+    return s, e
 
 
 class QAEngine:
@@ -100,7 +109,9 @@ class QAEngine:
         model_dir = Path(model_dir)
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
         name = config.get("_name_or_path") or model_dir.name
-        return cls(WindowTokenizer.from_dir(model_dir), load_backend(backend, model_dir), model_name=name, **kwargs)
+        return cls(
+            WindowTokenizer.from_dir(model_dir), load_backend(backend, model_dir), model_name=name, **kwargs
+        )
 
     def encode(self, pairs: Sequence[tuple[str, str]], params: QAParams | None = None) -> EncodedRequest:
         params = params or QAParams()
@@ -108,7 +119,12 @@ class QAEngine:
         windows: list[Window] = []
         for i, (question, context) in enumerate(pairs):
             windows += self.tokenizer.windows(
-                i, question, context, max_seq_len=seq, doc_stride=stride, max_question_len=params.max_question_len
+                i,
+                question,
+                context,
+                max_seq_len=seq,
+                doc_stride=stride,
+                max_question_len=params.max_question_len,
             )
         return EncodedRequest(pairs, windows, params)
 
@@ -145,7 +161,9 @@ class QAEngine:
         found: dict[str, dict[str, Any]] = {}  # lower-cased text -> answer; same text adds its scores
         for window, start_logits, end_logits in outputs:
             enc = window.encoding
-            cls_mask = np.array(enc.ids) == cls_id if cls_id is not None else np.zeros(len(enc.ids), dtype=bool)
+            cls_mask = (
+                np.array(enc.ids) == cls_id if cls_id is not None else np.zeros(len(enc.ids), dtype=bool)
+            )
             spans, null = window_spans(
                 start_logits,
                 end_logits,
@@ -156,7 +174,9 @@ class QAEngine:
             )
             min_null = min(min_null, null)
             for span in spans:
-                s, e = _char_span(enc, span.start, span.end)
+                s, e = _char_span(enc, span.start, span.end, context)
+                if s == e:  # only whitespace: not an answer
+                    continue
                 text = context[s:e]
                 key = text.lower()
                 if key in found:

@@ -19,6 +19,18 @@ from handler.errors import InvalidInput
 # The pipeline's defaults: max_seq_len = min(model_max_length, 384), doc_stride = min(max_seq_len // 2, 128).
 DEFAULT_MAX_SEQ_LEN = 384
 DEFAULT_DOC_STRIDE = 128
+# Model types whose position ids start after pad_token_id (RoBERTa's 514 embeddings hold 512 tokens).
+POSITIONS_AFTER_PADDING = frozenset(
+    {
+        "roberta",
+        "xlm-roberta",
+        "xlm-roberta-xl",
+        "camembert",
+        "longformer",
+        "data2vec-text",
+        "roberta-prelayernorm",
+    }
+)
 
 
 def _token_content(value: Any) -> str | None:
@@ -65,8 +77,11 @@ class WindowTokenizer:
         if tok_cfg.get("padding_side", "right") != "right":
             raise ValueError("only question-first (right-padded) tokenizers are supported")
         max_len = int(tok_cfg.get("model_max_length") or 0)
+        positions = _usable_positions(model_cfg)
         if not 0 < max_len < 1_000_000:  # transformers writes ~1e30 when the length is unknown
-            max_len = int(model_cfg.get("max_position_embeddings") or DEFAULT_MAX_SEQ_LEN)
+            max_len = positions or DEFAULT_MAX_SEQ_LEN
+        elif positions:
+            max_len = min(max_len, positions)
         cls_token = _token_content(tok_cfg.get("cls_token"))
         cls_id = tokenizer.token_to_id(cls_token) if cls_token else None
         pad_id = model_cfg.get("pad_token_id")
@@ -84,7 +99,14 @@ class WindowTokenizer:
         return seq, stride
 
     def windows(
-        self, pair: int, question: str, context: str, *, max_seq_len: int, doc_stride: int, max_question_len: int
+        self,
+        pair: int,
+        question: str,
+        context: str,
+        *,
+        max_seq_len: int,
+        doc_stride: int,
+        max_question_len: int,
     ) -> list[Window]:
         if not question.strip():
             raise InvalidInput("question cannot be empty")
@@ -93,9 +115,10 @@ class WindowTokenizer:
         self._tok.no_truncation()
         q_enc = self._tok.encode(question, add_special_tokens=False)
         if len(q_enc.ids) > max_question_len:
-            # Keep the first max_question_len tokens, cut on a token boundary of the original text.
-            question = question[: q_enc.offsets[max_question_len - 1][1]]
-        room = max_seq_len - min(len(q_enc.ids), max_question_len) - self._specials
+            question = question[: _prefix_end(q_enc, max_question_len)]
+            # Count again: a cut text does not always re-encode to the same tokens (byte-level BPE).
+            q_enc = self._tok.encode(question, add_special_tokens=False)
+        room = max_seq_len - len(q_enc.ids) - self._specials
         if room <= 0:
             raise InvalidInput(f"max_seq_len {max_seq_len} leaves no room for the context after the question")
         if doc_stride >= room:
@@ -118,6 +141,29 @@ class WindowTokenizer:
             types[row, :n] = w.encoding.type_ids
             mask[row, :n] = 1
         return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def _prefix_end(enc: Encoding, max_tokens: int) -> int:
+    """End (in characters) of the longest prefix of at most ``max_tokens`` tokens that splits no character.
+
+    Byte-level BPE splits a multi-byte character (emoji, CJK) into several tokens that share its offsets;
+    cutting after the first of them would keep the whole character and so more tokens than asked for.
+    """
+    offsets = enc.offsets
+    for last in range(max_tokens - 1, -1, -1):
+        if offsets[last + 1][0] >= offsets[last][1]:
+            return offsets[last][1]
+    return offsets[max_tokens - 1][1]  # the first character alone is longer: keep it whole
+
+
+def _usable_positions(model_cfg: dict[str, Any]) -> int | None:
+    """How many tokens the position embeddings can take: fewer than configured for the RoBERTa family."""
+    positions = int(model_cfg.get("max_position_embeddings") or 0)
+    if positions <= 0:
+        return None
+    if model_cfg.get("model_type") in POSITIONS_AFTER_PADDING:
+        positions -= int(model_cfg.get("pad_token_id") or 0) + 1
+    return positions
 
 
 def _read_json(path: Path) -> dict[str, Any]:
