@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-BACKENDS = ("torch", "onnx")
+from handler.settings import BACKEND_VARIANTS
 
 
 class Backend(Protocol):
@@ -34,4 +34,8 @@ def load_backend(name: str, model_dir: Path) -> Backend:
         from handler.backends.torch_backend import TorchBackend
 
         return TorchBackend(model_dir, threads=available_cpus())
-    raise ValueError(f"unknown QA backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    if name in ("onnx-fp32", "onnx-int8"):
+        from handler.backends.onnx_backend import ONNX_FILES, OnnxBackend
+
+        return OnnxBackend(Path(model_dir) / ONNX_FILES[name], threads=available_cpus())
+    raise ValueError(f"unknown QA backend {name!r}; choose one of {', '.join(BACKEND_VARIANTS)}")

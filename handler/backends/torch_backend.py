@@ -18,7 +18,7 @@ class TorchBackend:
         torch.set_num_threads(threads)
         transformers.utils.logging.disable_progress_bar()  # a progress bar is noise in CloudWatch
         self.threads = threads
-        self.model = AutoModelForQuestionAnswering.from_pretrained(
+        self.model = AutoModelForQuestionAnswering.from_pretrained(  # a local directory only  # nosec B615
             model_dir, dtype=torch.float32, local_files_only=True
         )
         self.model.eval()
