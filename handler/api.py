@@ -8,7 +8,6 @@ Gateway would turn it into a 502 with no body), and no message carries a stack t
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from http import HTTPStatus
 from typing import Annotated, Any
@@ -39,7 +38,7 @@ from handler.errors import (
 )
 from handler.events import Shape
 from handler.loader import ModelState
-from handler.observability import count_error, logger
+from handler.observability import count_error, log_unhandled
 from handler.schemas import AnswerModel, ErrorResponse, PredictRequest, describe_errors
 from handler.service import Predictor
 
@@ -128,12 +127,26 @@ def _register_errors(app: ApiGatewayResolver) -> None:
 
     @app.exception_handler(Exception)
     def _internal(exc: Exception) -> Response:
-        logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
+        log_unhandled("unhandled error", exc)
         return _error(500, "internal_error", "internal error; see the function's logs")
 
 
+def _load_json(text: str) -> Any:
+    """``json.loads`` whose every failure is a JSONDecodeError, which Powertools answers as invalid JSON (400).
+
+    Nesting deeper than the interpreter's recursion limit raises RecursionError, and an integer longer than
+    Python's 4300-digit limit raises ValueError: both are unreadable bodies, not server faults (500).
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as exc:
+        raise json.JSONDecodeError(f"unreadable JSON ({type(exc).__name__})", text, 0) from None
+
+
 def _resolver(cls: type[ApiGatewayResolver]) -> ApiGatewayResolver:
-    app = cls(enable_validation=True)
+    app = cls(enable_validation=True, json_body_deserializer=_load_json)
     _register_routes(app)
     _register_errors(app)
     return app
@@ -173,7 +186,7 @@ def precheck(shape: Shape, event: dict[str, Any], max_body_bytes: int) -> None:
     try:
         raw = base64.b64decode(body, validate=True) if req.is_base64_encoded else body.encode("utf-8")
         raw.decode("utf-8")
-    except (binascii.Error, UnicodeError):
+    except ValueError:  # binascii.Error, UnicodeError, and b64decode's "only ASCII characters" ValueError
         raise BadRequest("the body is not valid UTF-8 (or not valid base64 with isBase64Encoded)") from None
 
 
@@ -193,5 +206,5 @@ def handle_http(
     except QAError as exc:
         return _proxy_error(exc.status, exc.kind, str(exc))
     except Exception as exc:  # an event API Gateway would never send; still never a 502
-        logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
+        log_unhandled("unhandled error", exc)
         return _proxy_error(500, "internal_error", "internal error; see the function's logs")

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from handler.errors import BadRequest, ModelUnavailable, QAError, error_body
 from handler.loader import ModelState
-from handler.observability import count_error, logger
+from handler.observability import count_error, log_unhandled
 from handler.schemas import PredictRequest, describe_errors
 from handler.service import Predictor
 
@@ -36,5 +36,5 @@ def handle_direct(event: Any, context: Any, state: ModelState, predictor: Predic
     except QAError as exc:
         return _fail(exc.status, exc.kind, str(exc))
     except Exception as exc:
-        logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
+        log_unhandled("unhandled error", exc)
         return _fail(500, "internal_error", "internal error; see the function's logs")

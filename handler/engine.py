@@ -1,7 +1,9 @@
 """The QA engine: windows -> backend logits -> spans -> answers in the original context.
 
 Independent of Lambda. Behaves like transformers 4.x ``QuestionAnsweringPipeline`` (removed in 5.x), which
-model cards and users are calibrated against; see ``decoding`` for the one deliberate difference.
+model cards and users are calibrated against. The deliberate differences (no invalid filler spans, trimmed
+whitespace, max_question_len enforced, ...) are listed in docs/pipeline-parity.md with the check that proves
+everything else is identical.
 """
 
 from __future__ import annotations
@@ -135,6 +137,8 @@ class QAEngine:
         for i in range(0, request.num_windows, self.max_batch_windows):
             group = request.windows[i : i + self.max_batch_windows]
             s, e = self.backend.logits(self.tokenizer.model_inputs(group))
+            if not (np.isfinite(s).all() and np.isfinite(e).all()):
+                raise RuntimeError(f"the {self.backend.name} backend returned non-finite logits")
             for row, w in enumerate(group):
                 n = len(w.encoding.ids)
                 starts.append(s[row, :n])

@@ -130,6 +130,7 @@ def describe_errors(errors: list[Any], limit: int = 10) -> str:
     """pydantic errors as 'field.path: message' (no input values: they may hold personal data)."""
     parts = []
     for err in errors[:limit]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        # Drop "body" and pydantic's validator steps (e.g. "function-after[_not_blank(), QAInput]").
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body" and "[" not in str(p)) or "body"
         parts.append(f"{loc}: {err.get('msg', 'invalid')}")
     return "; ".join(parts)

@@ -60,7 +60,7 @@ class Settings:
             )
         return cls(
             model_s3_uri=uri,
-            model_dir=Path(os.environ.get("MODEL_DIR", "").strip() or "/tmp/models"),  # noqa: S108 - Lambda's /tmp
+            model_dir=Path(os.environ.get("MODEL_DIR", "").strip() or "/tmp/models"),  # noqa: S108 - Lambda's only writable dir  # nosec B108
             model_local_path=Path(local) if local else None,
             backend=backend,
             max_body_bytes=_int("MAX_BODY_BYTES", 1_000_000),

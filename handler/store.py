@@ -8,6 +8,7 @@ init could mistake for a model; a verified copy already in the cache is reused w
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -383,7 +384,7 @@ class _HashingFile:
     def write(self, data: bytes) -> int:
         with self._lock:
             start, end = self._position, self._position + len(data)
-            os.pwrite(self._fd, data, start)
+            _pwrite_all(self._fd, data, start)
             self._position = end
             if start < self._hashed:
                 self._rewritten = True
@@ -413,6 +414,17 @@ class _HashingFile:
         if self._rewritten or self._ahead or self._hashed != self.size():
             return sha256_file(self.path)
         return self._sha.hexdigest()
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    """``os.pwrite`` until every byte is down: on a filling disk a write can be short without an error, and
+    the bytes it dropped would surface later as a misleading hash mismatch instead of ENOSPC."""
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        if not written:
+            raise OSError(errno.EIO, "pwrite made no progress")
+        view, offset = view[written:], offset + written
 
 
 class _KnownSize(BaseSubscriber):
