@@ -525,6 +525,8 @@ def _transport_error(exc: BaseException, uri: str, client: BaseClient) -> ModelS
         return AccessDenied(f"no AWS credentials to read {uri}; on Lambda the execution role provides them")
     if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
         return DownloadFailed(f"cannot write the model to local storage while reading {uri}: {exc}")
+    if isinstance(exc, RetriesExceededError) and exc.last_exception is not None:
+        exc = exc.last_exception  # "Max Retries Exceeded" alone hides what kept breaking the download
     return DownloadFailed(
         f"reading {uri} from {client.meta.endpoint_url} failed after retries: {exc}; check network access "
         "to S3 (VPC endpoint or NAT) and AWS_ENDPOINT_URL_S3"
