@@ -1,0 +1,129 @@
+"""Fidelity of the quantized graph: how often int8 answers with the same span as fp32 (and both as torch).
+
+Measured on a model whose outputs mean something -- a trained QA model when one is at hand
+(/work/shared/models/minilm-l6-squad), else the planted-answer model of the tests -- because on random
+weights "the same span" would only measure which noise survives quantization. Reports the share of
+identical top-1 spans between each pair of backends and SQuAD exact match / F1 against the gold answers.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import handler.export
+from handler.engine import Answer, QAEngine
+
+BACKENDS = ("torch", "onnx-fp32", "onnx-int8")
+PAIRS = (("onnx-int8", "onnx-fp32"), ("onnx-fp32", "torch"), ("onnx-int8", "torch"))
+_MODEL_FILES = (".json", ".safetensors", ".txt")
+
+
+@dataclass(frozen=True)
+class Item:
+    question: str
+    context: str
+    gold: tuple[str, ...]
+
+
+def load_items(path: Path, limit: int) -> list[Item]:
+    """Answerable questions of a SQuAD-format file, in file order."""
+    items = []
+    for article in json.loads(Path(path).read_text(encoding="utf-8"))["data"]:
+        for p in article["paragraphs"]:
+            for q in p["qas"]:
+                gold = tuple(a["text"] for a in q.get("answers", []))
+                if gold and not q.get("is_impossible", False):
+                    items.append(Item(q["question"], p["context"], gold))
+    return items[:limit]
+
+
+def planted_items(contexts: Sequence[str], start_word: str, end_word: str, limit: int) -> list[Item]:
+    """Contexts with the planted model's answer (``start_word ... end_word``) put after a random sentence."""
+    rng = random.Random(0)  # noqa: S311 - reproducible test data, not security
+    items = []
+    for context in contexts[:limit]:
+        sentences = context.split(". ")
+        answer = f"{start_word} {rng.choice(('near the river', 'in 1889', 'a stone bridge'))} {end_word}"
+        sentences.insert(rng.randrange(len(sentences) + 1), answer)
+        items.append(Item("What is planted here?", ". ".join(sentences), (answer,)))
+    return items
+
+
+def prepare(model_dir: Path, out: Path) -> Path:
+    """A directory holding the model, its ONNX fp32 graph and its int8 copy (exported as publish does)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in model_dir.iterdir():
+        if path.is_file() and path.suffix in _MODEL_FILES and not (out / path.name).exists():
+            (out / path.name).symlink_to(path.resolve())
+    if not (out / "model.int8.onnx").is_file():
+        handler.export.export_onnx(model_dir, out, quantize=True)  # cached when called in cached_export()
+    return out
+
+
+def _normalize(text: str) -> str:
+    """SQuAD's official answer normalisation: lower case, no punctuation, articles or extra spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+
+def _f1(prediction: str, gold: str) -> float:
+    pred, ref = _normalize(prediction).split(), _normalize(gold).split()
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def answer_all(
+    model_dir: Path, backend: str, items: Sequence[Item], batch: int = 8
+) -> tuple[list[Answer], float]:
+    engine = QAEngine.load(model_dir, backend=backend)
+    started = time.perf_counter()
+    answers: list[Answer] = []
+    for i in range(0, len(items), batch):
+        chunk = items[i : i + batch]
+        answers += [a[0] for a in engine.answer([(it.question, it.context) for it in chunk])]
+    return answers, time.perf_counter() - started
+
+
+def measure(model_dir: Path, items: Sequence[Item]) -> dict[str, Any]:
+    """Top-1 answers of every backend, compared pairwise and against the gold answers."""
+    answers: dict[str, list[Answer]] = {}
+    seconds: dict[str, float] = {}
+    for backend in BACKENDS:
+        answers[backend], seconds[backend] = answer_all(model_dir, backend, items)
+    agreement = {}
+    for a, b in PAIRS:
+        same = sum((x.start, x.end) == (y.start, y.end) for x, y in zip(answers[a], answers[b], strict=True))
+        overlap = sum(
+            (x.start, x.end) != (y.start, y.end) and x.start < y.end and y.start < x.end
+            for x, y in zip(answers[a], answers[b], strict=True)
+        )
+        agreement[f"{a} vs {b}"] = {"identical": same / len(items), "overlapping": overlap / len(items)}
+    quality = {
+        backend: {
+            "exact_match": sum(
+                max(_normalize(ans.answer) == _normalize(g) for g in it.gold)
+                for ans, it in zip(answers[backend], items, strict=True)
+            )
+            / len(items),
+            "f1": sum(
+                max(_f1(ans.answer, g) for g in it.gold)
+                for ans, it in zip(answers[backend], items, strict=True)
+            )
+            / len(items),
+            "seconds": seconds[backend],
+        }
+        for backend in BACKENDS
+    }
+    return {"questions": len(items), "agreement": agreement, "quality": quality}

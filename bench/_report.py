@@ -1,0 +1,113 @@
+"""Turns the benchmark's raw results into the markdown tables and the verdict on each target."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MIB = 1 << 20
+SEEDS = "seeds"
+
+# Targets of the issue: (label, row, config, ratio bound, "max" = figure / seeds <= bound).
+TARGETS = (
+    (
+        "ONNX int8 cold start to first answer >= 5x faster",
+        "cold: total to first answer (s)",
+        "onnx-int8",
+        1 / 5,
+    ),
+    ("ONNX int8 warm p50 at 384 tokens >= 4x faster", "warm 384: p50 (ms)", "onnx-int8", 1 / 4),
+    ("ONNX int8 peak RSS <= 0.5x", "peak RSS, whole run (MiB)", "onnx-int8", 0.5),
+    ("ONNX int8 bytes from S3 <= 0.3x", "downloaded (MiB)", "onnx-int8", 0.3),
+)
+COLD_PHASES = (
+    ("cold: imports (s)", lambda r: r["startup_s"] + r["imports_s"]),
+    ("cold: download (s)", lambda r: r["download_s"]),
+    ("cold: load (s)", lambda r: r["load_s"]),
+    ("cold: first answer (s)", lambda r: r["first_answer_s"]),
+    ("cold: total to first answer (s)", lambda r: r["total_s"]),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    values: dict[str, float]  # config -> figure (lower is better for every row)
+    digits: int = 2
+
+
+def _median(runs: list[dict[str, Any]], pick: Callable[[dict[str, Any]], float]) -> float:
+    return statistics.median(pick(r) for r in runs)
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    configs: dict[str, Any] = results["configs"]
+    out = [
+        Row(label, {k: _median(c["cold"], pick) for k, c in configs.items()}) for label, pick in COLD_PHASES
+    ]
+    for workload in results["workloads"]:
+        for q in (50, 90, 99):
+            values = {k: float(np.percentile(c["latency_ms"][workload], q)) for k, c in configs.items()}
+            out.append(Row(f"warm {workload}: p{q} (ms)", values, 0))
+    out.append(Row("peak RSS, init + first answer (MiB)", {k: _median(c["cold"], lambda r: r["rss_init_mib"]) for k, c in configs.items()}, 0))  # fmt: skip
+    out.append(Row("peak RSS, whole run (MiB)", {k: c["peak_rss_mib"] for k, c in configs.items()}, 0))
+    out.append(Row("downloaded (MiB)", {k: c["cold"][0]["bytes"] / MIB for k, c in configs.items()}, 1))
+    return out
+
+
+def _cell(value: float, base: float, digits: int, is_base: bool) -> str:
+    figure = f"{value:,.{digits}f}"
+    return figure if is_base else f"{figure} ({value / base:.2f}x)" if base else figure
+
+
+def table(results: dict[str, Any], labels: dict[str, str]) -> str:
+    configs = list(results["configs"])
+    lines = [
+        "| figure | " + " | ".join(labels[k] for k in configs) + " |",
+        "|---|" + "---:|" * len(configs),
+    ]
+    for row in rows(results):
+        base = row.values[SEEDS]
+        cells = [_cell(row.values[k], base, row.digits, k == SEEDS) for k in configs]
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdicts(results: dict[str, Any]) -> list[str]:
+    by_label = {row.label: row for row in rows(results)}
+    lines = []
+    for text, label, config, bound in TARGETS:
+        row = by_label[label]
+        ratio = row.values[config] / row.values[SEEDS]
+        status = "MET" if ratio <= bound else "MISSED"
+        lines.append(f"- {status}: {text} -- measured {ratio:.2f}x of the seeds' ({1 / ratio:.1f}x better)")
+    slower = [
+        f"{row.label} {row.values['torch'] / row.values[SEEDS]:.2f}x"
+        for row in by_label.values()
+        if row.values["torch"] > row.values[SEEDS]
+    ]
+    status = "MET" if not slower else "MISSED"
+    detail = "on every figure" if not slower else "slower on: " + ", ".join(slower)
+    lines.append(f"- {status}: our torch backend not slower than the seeds' recipe -- {detail}")
+    return lines
+
+
+def fidelity_table(fidelity: dict[str, Any]) -> str:
+    lines = [
+        f"Model: {fidelity['model']} ({fidelity['source']}); {fidelity['questions']} questions from "
+        f"{fidelity['data']}; top-1 answers, batches of 8.",
+        "",
+        "| comparison | identical span | different but overlapping | disjoint |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, a in fidelity["agreement"].items():
+        disjoint = 1 - a["identical"] - a["overlapping"]
+        lines.append(f"| {name} | {a['identical']:.1%} | {a['overlapping']:.1%} | {disjoint:.1%} |")
+    lines += ["", "| backend | exact match | F1 | time for all questions (s) |", "|---|---:|---:|---:|"]
+    for backend, q in fidelity["quality"].items():
+        lines.append(f"| {backend} | {q['exact_match']:.1%} | {q['f1']:.1%} | {q['seconds']:.1f} |")
+    return "\n".join(lines)
