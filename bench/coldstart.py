@@ -179,12 +179,12 @@ class Sandbox:
 
 class Runner:
     def __init__(
-        self, workdir: Path, requests_path: Path, seeds_command: list[str], s3_env: dict[str, str]
+        self, workdir: Path, requests_path: Path, seeds_command: list[str], child_env: dict[str, str]
     ) -> None:
         self.workdir = workdir
         self.requests_path = requests_path
         self.seeds_command = seeds_command
-        self.s3_env = s3_env
+        self.child_env = child_env
         self.spawned = 0
 
     def spawn(self, config: Config, *, cold_only: bool) -> Sandbox:
@@ -192,7 +192,7 @@ class Runner:
         model_dir = self.workdir / "sandboxes" / f"{config.key}-{self.spawned}"
         shutil.rmtree(model_dir, ignore_errors=True)
         model_dir.mkdir(parents=True)
-        env = {**os.environ, **self.s3_env, **config.env, "MODEL_DIR": str(model_dir)}
+        env = {**os.environ, **self.child_env, **config.env, "MODEL_DIR": str(model_dir)}
         if config.key == _report.SEEDS:
             command = [*self.seeds_command, "--model-uri", f"s3://{BUCKET}/{SEEDS_PREFIX}"]
         else:
@@ -293,6 +293,11 @@ def parse_args() -> argparse.Namespace:
         "--fidelity", type=int, default=400, help="questions for the int8 fidelity check (0: skip)"
     )
     parser.add_argument(
+        "--max-batch-windows",
+        type=int,
+        help="MAX_BATCH_WINDOWS for our configurations (default: the function's)",
+    )
+    parser.add_argument(
         "--stock-moto", action="store_true", help="moto unpatched (whole-object copy per GET)"
     )
     return parser.parse_args()
@@ -322,7 +327,7 @@ def main() -> int:
     seeds_command, seeds_kind = seeds_interpreter(args.seeds_python, workdir)
     results["seeds_recipe"] = seeds_kind
     port = _moto.free_port()
-    s3_env = {
+    child_env = {
         "AWS_ENDPOINT_URL_S3": f"http://{_moto.LOOPBACK}:{port}",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
@@ -333,9 +338,11 @@ def main() -> int:
         "POWERTOOLS_METRICS_DISABLED": "1",
         "POWERTOOLS_TRACE_DISABLED": "1",
     }
+    if args.max_batch_windows:  # the seeds' recipe ignores it: the pipeline runs one window at a time
+        child_env["MAX_BATCH_WINDOWS"] = str(args.max_batch_windows)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
         os.environ.pop(name, None)
-    os.environ.update(s3_env)
+    os.environ.update(child_env)
     server = _moto.start(port, stock=args.stock_moto)
     try:
         import boto3
@@ -348,7 +355,7 @@ def main() -> int:
         prime_page_cache(seeds_command)
         results["setup_s"] = time.perf_counter() - began
         log(f"setup done in {results['setup_s']:.0f} s; seeds' recipe: {seeds_kind}")
-        runner = Runner(workdir, requests_path, seeds_command, s3_env)
+        runner = Runner(workdir, requests_path, seeds_command, child_env)
         results["configs"] = measure(runner, args.rounds, counts)
         results["load_average"]["after_measurements"] = load_average()
     finally:
@@ -385,7 +392,8 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
         f"Load average (1/5/15 min): start {results['load_average']['start']}, after the measurements "
         f"{results['load_average']['after_measurements']}, end {results['load_average']['end']}.",
         f"Cold start: median of {args.rounds} fresh processes per configuration. Warm: batches of 8 questions "
-        f"through lambda_handler (direct invoke), {workloads}. Text: {results['text']}.",
+        f"through lambda_handler (direct invoke), {workloads}. Text: {results['text']}. "
+        f"MAX_BATCH_WINDOWS: {args.max_batch_windows or 'default'}.",
         f"ONNX int8 process imported torch: {onnx_modules['torch']}, transformers: {onnx_modules['transformers']}.",
         "",
         _report.table(results, labels),
