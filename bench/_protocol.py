@@ -35,7 +35,19 @@ def send(channel: TextIO, message: dict[str, Any]) -> None:
 
 
 def peak_rss_mib() -> float:
-    """The process's peak resident set so far (Linux reports ru_maxrss in KiB)."""
+    """This process's peak resident set so far: VmHWM, the high-water mark of its own address space.
+
+    Not getrusage's ru_maxrss: Linux carries the parent's high-water mark over fork + exec, so a child of a
+    parent that once held 2.6 GB (the ONNX export) reports at least 2.6 GB. ru_maxrss is the fallback off
+    Linux, where /proc does not exist.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

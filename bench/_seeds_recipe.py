@@ -39,12 +39,11 @@ def import_recipe(emulate: bool) -> Callable[[str], Pipeline]:
     """The recipe's module-level imports; returns its pipeline factory."""
     import boto3  # noqa: F401 - imported for its cost, as the recipe's handler module does
     import transformers
+    from transformers import pipeline  # transformers 5 still has it, only without the QA task
 
     transformers.logging.set_verbosity_error()
     if emulate:
         return emulated_pipeline
-    from transformers import pipeline
-
     return lambda folder: pipeline("question-answering", model=folder)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,7 @@ class Cutter:
     def count(self, text: str) -> int:
         return len(self.tok.encode(text, add_special_tokens=False).ids)
 
-    def pieces(self, text: str, sizes: Iterator[int]) -> Iterator[tuple[str, int]]:
+    def pieces(self, text: str, sizes: Iterable[int]) -> Iterator[tuple[str, int]]:
         """Consecutive pieces of ``text``, the n-th at most ``sizes``'s n-th value in tokens, with their
         token counts; stops when the text runs out. A piece re-tokenized on its own can take a token or two
         more (its first word loses the space before it), so it is trimmed until it fits."""
@@ -154,14 +154,8 @@ class Cutter:
             start += size
 
 
-def _pairs(articles: list[Article]) -> Iterator[tuple[str, Paragraph]]:
-    for article in articles:
-        for p in article.paragraphs:
-            yield article.title, p
-
-
 def build(articles: list[Article], tokenizer_json: Path, counts: dict[str, int]) -> dict[str, Any]:
-    """``{"first": payload, "workloads": {name: description}, name: [payload, ...]}`` for the children.
+    """``{"first": payload, "workloads": {name: summary}, name: [payload, ...]}`` for the children.
 
     ``counts`` is the number of requests per workload; "first" is one question over one short paragraph.
     """
@@ -199,24 +193,24 @@ def _batches(pairs: Iterator[tuple[str, str, int]], count: int, workload: Worklo
 
 def _short(articles: list[Article], cut: Cutter, count: int) -> Workload:
     def pairs() -> Iterator[tuple[str, str, int]]:
-        for _, p in _pairs(articles):
+        for p in (p for article in articles for p in article.paragraphs):
             tokens = cut.count(p.context)
             if SHORT_RANGE[0] <= tokens <= SHORT_RANGE[1]:
                 yield p.questions[0], p.context, tokens
 
-    return _batches(pairs(), count, Workload("short", "SQuAD paragraph per question (~150 tokens)"))
+    return _batches(pairs(), count, Workload("short", "one paragraph per question (~150 tokens)"))
 
 
-def _articles_text(article: Article) -> tuple[str, list[str]]:
-    return "\n".join(p.context for p in article.paragraphs), [
-        q for p in article.paragraphs for q in p.questions
-    ]
+def _article_text(article: Article) -> tuple[str, list[str]]:
+    """The article as one text (paragraphs in order) and its questions in the same order."""
+    text = "\n".join(p.context for p in article.paragraphs)
+    return text, [q for p in article.paragraphs for q in p.questions]
 
 
 def _window(articles: list[Article], cut: Cutter, count: int) -> Workload:
     def pairs() -> Iterator[tuple[str, str, int]]:
         for article in articles:
-            text, questions = _articles_text(article)
+            text, questions = _article_text(article)
             budgets = (WINDOW_TOKENS - _PAIR_SPECIALS - cut.count(q) for q in questions)
             for question, (piece, tokens) in zip(questions, cut.pieces(text, budgets), strict=False):
                 yield question, piece, tokens
@@ -227,7 +221,7 @@ def _window(articles: list[Article], cut: Cutter, count: int) -> Workload:
 def _long(articles: list[Article], cut: Cutter, count: int) -> Workload:
     def pairs() -> Iterator[tuple[str, str, int]]:
         for article in articles:
-            text, questions = _articles_text(article)
+            text, questions = _article_text(article)
             documents = cut.pieces(text, iter(lambda: LONG_TOKENS, None))
             for k, (document, tokens) in enumerate(documents):
                 picked = questions[k * BATCH : (k + 1) * BATCH]

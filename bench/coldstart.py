@@ -222,6 +222,12 @@ def prime_page_cache(seeds_command: list[str]) -> None:
     subprocess.run([seeds_command[0], "-c", seeds, extra], cwd=REPO, check=True, capture_output=True)
 
 
+def rotated(configs: tuple[Config, ...], k: int) -> tuple[Config, ...]:
+    """The k-th rotation: no configuration always goes first (right after another one's burst of work)."""
+    k %= len(configs)
+    return configs[k:] + configs[:k]
+
+
 def measure(runner: Runner, rounds: int, counts: dict[str, int]) -> dict[str, Any]:
     """Cold starts in ``rounds`` rounds (the first round's sandboxes stay up), then the interleaved warm
     requests, then each sandbox's peak RSS."""
@@ -230,8 +236,7 @@ def measure(runner: Runner, rounds: int, counts: dict[str, int]) -> dict[str, An
     try:
         for r in range(rounds):
             log(f"cold starts, round {r + 1}/{rounds} (load {load_average()})")
-            order = CONFIGS[r % len(CONFIGS) :] + CONFIGS[: r % len(CONFIGS)]  # rotate: no one always first
-            for config in order:
+            for config in rotated(CONFIGS, r):
                 ready, sandbox = runner.cold_start(config, keep=r == 0)
                 configs[config.key]["cold"].append(ready)
                 if sandbox is not None:
@@ -239,8 +244,7 @@ def measure(runner: Runner, rounds: int, counts: dict[str, int]) -> dict[str, An
         for workload, count in counts.items():
             log(f"warm '{workload}': {count} requests per configuration, interleaved (load {load_average()})")
             for i in range(count):
-                order = CONFIGS[i % len(CONFIGS) :] + CONFIGS[: i % len(CONFIGS)]
-                for config in order:
+                for config in rotated(CONFIGS, i):
                     reply = alive[config.key].ask({"workload": workload, "index": i})
                     configs[config.key]["latency_ms"][workload].append(reply["ms"])
         for key, sandbox in alive.items():
