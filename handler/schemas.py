@@ -107,14 +107,13 @@ class AnswerModel(BaseModel):
 NO_SPAN = {"answer": "", "score": 0.0, "start": 0, "end": 0}
 
 
-def shape_answers(request: PredictRequest, answers: list[list[Answer]]) -> Any:
+def shape_answers(answers: list[list[Answer]], *, top_k: int, batch: bool) -> Any:
     """The pipeline's output shape: a dict for top_k == 1, a list for top_k > 1, one item per batch input."""
-    top_k = request.params().top_k
     items: list[Any] = []
     for found in answers:
         dicts = [a.to_dict() for a in found]
         items.append((dicts[0] if dicts else dict(NO_SPAN)) if top_k == 1 else dicts)
-    return items if request.is_batch else items[0]
+    return items if batch else items[0]
 
 
 class ErrorDetail(BaseModel):

@@ -70,4 +70,4 @@ class Predictor:
         metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=elapsed_ms)
         metrics.add_metric(name="WindowsPerRequest", unit=MetricUnit.Count, value=windows)
         metrics.add_metric(name="InputsPerRequest", unit=MetricUnit.Count, value=len(pairs))
-        return shape_answers(request, answers)
+        return shape_answers(answers, top_k=encoded.params.top_k, batch=request.is_batch)
