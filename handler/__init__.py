@@ -1,6 +1,7 @@
-"""Extractive question answering on AWS Lambda.
+"""Extractive question answering on AWS Lambda: the serving package (all the image holds).
 
-Init: ``settings`` (env) -> ``store`` (S3 -> /tmp, verified) -> ``engine`` (``tokenization``, ``backends/``,
-``decoding``), glued by ``loader``. Each invocation: ``app`` -> ``events`` (shape) -> ``api`` (HTTP)
-or ``direct`` -> ``schemas`` (contract) -> ``service`` (limits, inference). ``publish`` puts a model in S3.
+Init: ``settings`` (env) -> ``store`` (S3 -> /tmp, verified) -> ``engine`` (``tokenization``, a backend from
+``backends`` chosen through ``variants``, ``decoding``), glued by ``runtime``. Each invocation: ``app`` ->
+``api`` (``events`` shape -> ``http`` or ``direct``, ``schemas`` contract, ``errors``) -> ``service`` (limits,
+time budget) -> ``engine``. Publishing and export tooling lives apart, in ``qa_tools`` (not in the image).
 """

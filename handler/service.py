@@ -1,17 +1,23 @@
-"""The one answer path behind every invocation shape: limits, time budget, inference, metrics."""
+"""The one answer path behind every invocation shape: model availability, limits, time budget, inference.
+
+Event adapters (``handler.api``) turn events into a ``PredictRequest`` and call ``QAService``; they never see the
+init glue. The time budget is an estimate of milliseconds per window (from the warm-up, then every request) held
+against the invocation's remaining time: a request that would not finish is refused before it starts.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from time import perf_counter
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from handler.api.schemas import PredictRequest, shape_answers
 from handler.engine import QAEngine
-from handler.errors import PayloadTooLarge, TimeBudgetExceeded
+from handler.errors import LimitExceeded, ModelUnavailable, TimeBudgetExceeded
 from handler.observability import metrics, tracer
-from handler.schemas import PredictRequest, shape_answers
 from handler.settings import Settings
 
 # Kept back from the remaining invocation time for serialisation, logging and the metrics flush.
@@ -21,53 +27,81 @@ EWMA_ALPHA = 0.3
 
 
 @dataclass
-class Predictor:
-    engine: QAEngine
-    settings: Settings
-    ms_per_window: float | None = None  # learned from warm-up and every request
+class TimeBudget:
+    """Milliseconds per window, learned as an exponentially weighted mean; ``None`` until first observed."""
+
+    ms_per_window: float | None = None
+    margin_ms: int = SAFETY_MARGIN_MS
 
     def observe(self, windows: int, elapsed_ms: float) -> None:
         per_window = elapsed_ms / max(windows, 1)
         prev = self.ms_per_window
         self.ms_per_window = per_window if prev is None else EWMA_ALPHA * per_window + (1 - EWMA_ALPHA) * prev
 
-    def _check_limits(self, request: PredictRequest) -> list[tuple[str, str]]:
-        pairs = request.pairs()
-        s = self.settings
-        if len(pairs) > s.max_batch_size:
-            raise PayloadTooLarge(f"batch of {len(pairs)} inputs exceeds the limit of {s.max_batch_size}")
-        for i, (_, context) in enumerate(pairs):
-            if len(context) > s.max_context_chars:
-                where = f"inputs[{i}].context" if request.is_batch else "context"
-                raise PayloadTooLarge(
-                    f"{where} has {len(context)} characters; the limit is {s.max_context_chars}"
-                )
-        return pairs
+    def check(self, windows: int, remaining_ms: int | None) -> None:
+        if remaining_ms is None or self.ms_per_window is None:
+            return
+        expected = windows * self.ms_per_window
+        if expected > remaining_ms - self.margin_ms:
+            raise TimeBudgetExceeded(
+                f"the request needs {windows} windows (~{expected:.0f} ms) but the function has "
+                f"{remaining_ms} ms left; send less text or raise the function timeout"
+            )
 
-    def __call__(self, request: PredictRequest, remaining_ms: int | None = None) -> Any:
+
+@dataclass
+class QAService:
+    """``engine`` is None when the model failed to load; ``unavailable`` then says why (safe to show)."""
+
+    engine: QAEngine | None
+    settings: Settings
+    info: dict[str, Any] = field(default_factory=dict)
+    unavailable: str = "the model is not loaded"
+    budget: TimeBudget = field(default_factory=TimeBudget)
+    clock: Callable[[], float] = perf_counter  # seconds; injected by tests
+
+    def health(self) -> dict[str, Any]:
+        if self.engine is None:
+            return {"status": "unavailable", "error": self.unavailable}
+        return {"status": "ok", **self.info}
+
+    def predict(self, request: PredictRequest, remaining_ms: int | None = None) -> Any:
+        engine = self._engine()
         pairs = self._check_limits(request)
         with tracer.provider.in_subsegment("tokenize"):
-            encoded = self.engine.encode(pairs, request.params())
+            encoded = engine.encode(pairs, request.params())
         windows = encoded.num_windows
         if windows > self.settings.max_windows:
-            raise PayloadTooLarge(
+            raise LimitExceeded(
                 f"the request needs {windows} model windows; the limit is {self.settings.max_windows} "
                 "(send shorter contexts, fewer inputs, or a larger max_seq_len)"
             )
-        if remaining_ms is not None and self.ms_per_window is not None:
-            expected = windows * self.ms_per_window
-            if expected > remaining_ms - SAFETY_MARGIN_MS:
-                raise TimeBudgetExceeded(
-                    f"the request needs {windows} windows (~{expected:.0f} ms) but the function has "
-                    f"{remaining_ms} ms left; send less text or raise the function timeout"
-                )
-        start = perf_counter()
+        self.budget.check(windows, remaining_ms)
+        start = self.clock()
         with tracer.provider.in_subsegment("inference") as subsegment:
-            answers = self.engine.predict(encoded)
+            answers = engine.predict(encoded)
             subsegment.put_annotation("windows", windows)
-        elapsed_ms = (perf_counter() - start) * 1000
-        self.observe(windows, elapsed_ms)
+        elapsed_ms = (self.clock() - start) * 1000
+        self.budget.observe(windows, elapsed_ms)
         metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=elapsed_ms)
         metrics.add_metric(name="WindowsPerRequest", unit=MetricUnit.Count, value=windows)
         metrics.add_metric(name="InputsPerRequest", unit=MetricUnit.Count, value=len(pairs))
         return shape_answers(answers, top_k=encoded.params.top_k, batch=request.is_batch)
+
+    def _engine(self) -> QAEngine:
+        if self.engine is None:
+            raise ModelUnavailable(self.unavailable)
+        return self.engine
+
+    def _check_limits(self, request: PredictRequest) -> list[tuple[str, str]]:
+        pairs = request.pairs()
+        s = self.settings
+        if len(pairs) > s.max_batch_size:
+            raise LimitExceeded(f"batch of {len(pairs)} inputs exceeds the limit of {s.max_batch_size}")
+        for i, (_, context) in enumerate(pairs):
+            if len(context) > s.max_context_chars:
+                where = f"inputs[{i}].context" if request.is_batch else "context"
+                raise LimitExceeded(
+                    f"{where} has {len(context)} characters; the limit is {s.max_context_chars}"
+                )
+        return pairs

@@ -1,4 +1,8 @@
-"""Every environment variable the function reads, its default and its validation, in one place."""
+"""Every environment variable the function reads, its default and its validation, in one place.
+
+A mistake here is a deploy mistake no retry can fix: it raises ``ConfigurationError`` naming the variable, which
+fails init (the runtime reports it through /init/error) instead of answering 503 for ever.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from handler import variants
+from handler.engine.qa import DEFAULT_MAX_BATCH_WINDOWS
 from handler.errors import ConfigurationError
+from handler.store.s3 import S3Location
 
-BACKEND_VARIANTS = ("torch", "onnx-fp32", "onnx-int8")
+
+def _str(name: str, default: str = "") -> str:
+    return os.environ.get(name, "").strip() or default
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
-    raw = os.environ.get(name, "").strip()
+    raw = _str(name)
     if not raw:
         return default
     try:
@@ -24,48 +33,53 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def _variant() -> variants.Variant:
+    backend = _str("QA_BACKEND", "torch").lower()
+    return variants.select(backend, _str(variants.precision_env(backend)).lower() or None)
+
+
+def _model_source() -> S3Location | Path:
+    uri, local = _str("MODEL_S3_URI"), _str("MODEL_LOCAL_PATH")
+    if local:  # a model baked into the image wins over S3
+        if not (Path(local) / "config.json").is_file():
+            raise ConfigurationError(f"MODEL_LOCAL_PATH={local} is not a model directory (no config.json)")
+        return Path(local)
+    if not uri:
+        raise ConfigurationError(
+            "set MODEL_S3_URI (s3://bucket/prefix/) or MODEL_LOCAL_PATH (a model directory)"
+        )
+    try:
+        return S3Location.parse(uri)
+    except ValueError as exc:
+        raise ConfigurationError(f"MODEL_S3_URI: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
-    model_s3_uri: (
-        str  # MODEL_S3_URI: s3://bucket/prefix/ of a model published with `python -m handler.publish`
-    )
+    # MODEL_LOCAL_PATH (a model directory in the image, no S3) or else MODEL_S3_URI (a published model)
+    model_source: S3Location | Path
     model_dir: (
         Path  # MODEL_DIR: local cache root for models downloaded from S3 (Lambda: only /tmp is writable)
     )
-    model_local_path: Path | None  # MODEL_LOCAL_PATH: a model directory baked into the image (no S3)
-    backend: (
-        str  # QA_BACKEND (torch | onnx) + QA_ONNX_PRECISION (int8 | fp32) -> torch | onnx-fp32 | onnx-int8
-    )
-    max_body_bytes: int
-    max_context_chars: int
-    max_batch_size: int
-    max_windows: int
-    max_batch_windows: int
+    variant: (
+        variants.Variant
+    )  # QA_BACKEND (torch | onnx) + QA_<BACKEND>_PRECISION (e.g. QA_ONNX_PRECISION=int8)
+    max_body_bytes: int  # MAX_BODY_BYTES
+    max_context_chars: int  # MAX_CONTEXT_CHARS
+    max_batch_size: int  # MAX_BATCH_SIZE
+    max_windows: int  # MAX_WINDOWS
+    max_batch_windows: int  # MAX_BATCH_WINDOWS
 
     @classmethod
     def from_env(cls) -> Settings:
-        backend = os.environ.get("QA_BACKEND", "torch").strip().lower() or "torch"
-        if backend == "onnx":
-            precision = os.environ.get("QA_ONNX_PRECISION", "int8").strip().lower() or "int8"
-            if precision not in ("int8", "fp32"):
-                raise ConfigurationError(f"QA_ONNX_PRECISION must be int8 or fp32, got {precision!r}")
-            backend = f"onnx-{precision}"
-        if backend not in BACKEND_VARIANTS:
-            raise ConfigurationError(f"QA_BACKEND must be torch or onnx, got {backend!r}")
-        uri = os.environ.get("MODEL_S3_URI", "").strip()
-        local = os.environ.get("MODEL_LOCAL_PATH", "").strip()
-        if not uri and not local:
-            raise ConfigurationError(
-                "set MODEL_S3_URI (s3://bucket/prefix/) or MODEL_LOCAL_PATH (a model directory)"
-            )
+        variant = _variant()
         return cls(
-            model_s3_uri=uri,
-            model_dir=Path(os.environ.get("MODEL_DIR", "").strip() or "/tmp/models"),  # noqa: S108 - Lambda's only writable dir  # nosec B108
-            model_local_path=Path(local) if local else None,
-            backend=backend,
+            model_source=_model_source(),
+            model_dir=Path(_str("MODEL_DIR", "/tmp/models")),  # noqa: S108 - Lambda's only writable dir  # nosec B108
+            variant=variant,
             max_body_bytes=_int("MAX_BODY_BYTES", 1_000_000),
             max_context_chars=_int("MAX_CONTEXT_CHARS", 100_000),
             max_batch_size=_int("MAX_BATCH_SIZE", 32),
             max_windows=_int("MAX_WINDOWS", 64),
-            max_batch_windows=_int("MAX_BATCH_WINDOWS", 8),
+            max_batch_windows=_int("MAX_BATCH_WINDOWS", DEFAULT_MAX_BATCH_WINDOWS),
         )

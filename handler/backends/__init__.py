@@ -1,4 +1,8 @@
-"""Inference backends behind one small interface; each imports its heavy runtime only when chosen."""
+"""Inference backends behind one small interface; each imports its heavy runtime only when chosen.
+
+A backend module exposes ``load(model_dir, variant, threads)``; the variant registry (``handler.variants``) names
+it, so nothing here lists backends.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from handler.settings import BACKEND_VARIANTS
+from handler import variants
 
 
 class Backend(Protocol):
@@ -29,13 +33,7 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def load_backend(name: str, model_dir: Path) -> Backend:
-    if name == "torch":
-        from handler.backends.torch_backend import TorchBackend
-
-        return TorchBackend(model_dir, threads=available_cpus())
-    if name in ("onnx-fp32", "onnx-int8"):
-        from handler.backends.onnx_backend import ONNX_FILES, OnnxBackend
-
-        return OnnxBackend(Path(model_dir) / ONNX_FILES[name], threads=available_cpus())
-    raise ValueError(f"unknown QA backend {name!r}; choose one of {', '.join(BACKEND_VARIANTS)}")
+def load_backend(variant: variants.Variant | str, model_dir: Path) -> Backend:
+    chosen = variants.get(variant) if isinstance(variant, str) else variant
+    backend: Backend = chosen.load(Path(model_dir), chosen, threads=available_cpus())
+    return backend

@@ -1,7 +1,7 @@
 """ONNX Runtime backend: the exported fp32 or int8 graph, with no torch or transformers in the process.
 
 The image that serves ``QA_BACKEND=onnx`` ships neither library, so this module imports only onnxruntime and
-numpy; the graph's own input list (from ``handler.export``) decides whether segment ids are fed.
+numpy; the graph's own input list (from ``qa_tools.export``) decides whether segment ids are fed.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-# File names inside a published model directory, per backend variant (written by handler.export).
-ONNX_FILES = {"onnx-fp32": "model.onnx", "onnx-int8": "model.int8.onnx"}
+from handler.variants import Variant
+
 OUTPUT_NAMES = ("start_logits", "end_logits")
 
 # Warm-up shape: big enough to touch every kernel once (allocator arenas, packed weights), cheap at init.
@@ -33,10 +33,10 @@ def session_options(threads: int) -> ort.SessionOptions:
 
 
 class OnnxBackend:
-    def __init__(self, model_path: Path, *, threads: int) -> None:
+    def __init__(self, model_path: Path, *, name: str, threads: int) -> None:
         self.model_path = Path(model_path)
         self.threads = threads
-        self.name = "onnx-int8" if self.model_path.name == ONNX_FILES["onnx-int8"] else "onnx-fp32"
+        self.name = name
         self.session = ort.InferenceSession(
             str(self.model_path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
         )
@@ -59,3 +59,7 @@ class OnnxBackend:
         """One tiny inference at init, so the first real request does not pay for lazy allocation."""
         ones = np.ones((1, _WARMUP_TOKENS), dtype=np.int64)
         self.logits({"input_ids": ones, "attention_mask": ones, "token_type_ids": np.zeros_like(ones)})
+
+
+def load(model_dir: Path, variant: Variant, *, threads: int) -> OnnxBackend:
+    return OnnxBackend(model_dir / variant.weight_file, name=variant.name, threads=threads)

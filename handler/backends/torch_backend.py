@@ -10,6 +10,8 @@ import torch
 import transformers
 from transformers import AutoModelForQuestionAnswering
 
+from handler.variants import Variant
+
 
 class TorchBackend:
     name = "torch"
@@ -39,3 +41,7 @@ class TorchBackend:
             "transformers": transformers.__version__,
             "threads": str(self.threads),
         }
+
+
+def load(model_dir: Path, variant: Variant, *, threads: int) -> TorchBackend:
+    return TorchBackend(model_dir, threads=threads)

@@ -1,0 +1,1 @@
+"""Runtime glue: what happens once per execution environment (init), apart from what each invocation does."""

@@ -1,0 +1,91 @@
+"""The container's real entry path: `python -m awslambdaric handler.app.lambda_handler` against a Runtime API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fixtures import ROOT
+from tests.fixtures.runtime_api import RuntimeAPI, start_runtime_api
+
+EVENTS = ROOT / "events"
+
+
+def start_runtime(api: RuntimeAPI, **env: str) -> subprocess.Popen[bytes]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "QA_"))}
+    full_env = {
+        **base,
+        "AWS_LAMBDA_RUNTIME_API": api.address,
+        "AWS_LAMBDA_FUNCTION_NAME": "qa",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "PYTHONPATH": str(ROOT),
+        **env,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "awslambdaric", "handler.app.lambda_handler"],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.fixture
+def runtime_api() -> Iterator[RuntimeAPI]:
+    api = start_runtime_api()
+    yield api
+    api.server.shutdown()
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.kill()
+    proc.wait(timeout=30)
+
+
+def event(name: str) -> Any:
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_runtime_client_serves_every_shape(runtime_api: RuntimeAPI, tiny_bert_dir: Path) -> None:
+    proc = start_runtime(runtime_api, MODEL_LOCAL_PATH=str(tiny_bert_dir))
+    try:
+        direct = runtime_api.invoke(event("direct-single.json"))
+        assert direct.kind == "response"
+        context = event("direct-single.json")["context"]
+        assert context[direct.body["start"] : direct.body["end"]] == direct.body["answer"]
+
+        rest = runtime_api.invoke(event("rest-predict.json"))
+        assert rest.kind == "response" and rest.body["statusCode"] == 200
+        assert json.loads(rest.body["body"]) == direct.body
+
+        bad = runtime_api.invoke(event("bad-rest-wrong-type.json"))
+        assert bad.kind == "response" and bad.body["statusCode"] == 422
+
+        batch = runtime_api.invoke(event("direct-batch.json"))
+        assert batch.kind == "response" and len(batch.body) == 2
+        assert proc.poll() is None  # one sandbox, many invocations
+    finally:
+        stop(proc)
+
+
+def test_init_failure_is_reported_through_init_error(runtime_api: RuntimeAPI) -> None:
+    proc = start_runtime(runtime_api)  # no MODEL_S3_URI nor MODEL_LOCAL_PATH: a deploy mistake
+    try:
+        outcome = runtime_api.wait("init", timeout=120)
+        assert outcome.kind == "init_error"
+        assert "MODEL_S3_URI" in outcome.body["errorMessage"]
+        assert outcome.headers.get("Lambda-Runtime-Function-Error-Type") == "ConfigurationError"
+        assert proc.wait(timeout=60) != 0
+    finally:
+        if proc.poll() is None:
+            stop(proc)
