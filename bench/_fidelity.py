@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import handler.export
+import qa_tools.export
 from handler.engine import Answer, QAEngine
 
 BACKENDS = ("torch", "onnx-fp32", "onnx-int8")
@@ -65,7 +65,7 @@ def prepare(model_dir: Path, out: Path) -> Path:
         if path.is_file() and path.suffix in _MODEL_FILES and not (out / path.name).exists():
             (out / path.name).symlink_to(path.resolve())
     if not (out / "model.int8.onnx").is_file():
-        handler.export.export_onnx(model_dir, out, quantize=True)  # cached when called in cached_export()
+        qa_tools.export.build_int8(model_dir, out)  # and fp32; cached when called in cached_export()
     return out
 
 
@@ -87,7 +87,7 @@ def _f1(prediction: str, gold: str) -> float:
 def answer_all(
     model_dir: Path, backend: str, items: Sequence[Item], batch: int = 8
 ) -> tuple[list[Answer], float]:
-    engine = QAEngine.load(model_dir, backend=backend)
+    engine = QAEngine.load(model_dir, backend)
     started = time.perf_counter()
     answers: list[Answer] = []
     for i in range(0, len(items), batch):

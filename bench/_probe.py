@@ -35,19 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repositor
 APP_IMPORTS = (
     "aws_lambda_powertools.logging.correlation_paths",
     "aws_lambda_powertools.metrics",
-    "handler.api",
-    "handler.direct",
-    "handler.events",
-    "handler.loader",
+    "handler.api.direct",
+    "handler.api.events",
+    "handler.api.http",
     "handler.observability",
+    "handler.runtime.loader",
     "handler.service",
     "handler.settings",
 )
-BACKEND_MODULES = {
-    "torch": "handler.backends.torch_backend",
-    "onnx-fp32": "handler.backends.onnx_backend",
-    "onnx-int8": "handler.backends.onnx_backend",
-}
 
 
 def cold_start(first_request: Any) -> tuple[Any, dict[str, Any]]:
@@ -56,11 +51,11 @@ def cold_start(first_request: Any) -> tuple[Any, dict[str, Any]]:
         importlib.import_module(name)
     from handler.settings import Settings
 
-    variant = Settings.from_env().backend
-    importlib.import_module(BACKEND_MODULES[variant])
+    variant = Settings.from_env().variant
+    importlib.import_module(variant.loader.partition(":")[0])
     imported = time.perf_counter()
 
-    import handler.loader as loader
+    import handler.runtime.loader as loader
 
     warm = loader.warm_from_settings
     reports: list[tuple[Any, float]] = []
@@ -74,8 +69,8 @@ def cold_start(first_request: Any) -> tuple[Any, dict[str, Any]]:
     loader.warm_from_settings = timed_warm
     app = importlib.import_module("handler.app")
     initialised = time.perf_counter()
-    if app.STATE.engine is None:
-        raise RuntimeError(f"init failed: {app.STATE.error}")
+    if app.SERVICE.engine is None:
+        raise RuntimeError(f"init failed: {app.SERVICE.unavailable}")
     report, download_s = reports[0]
     first_ms = protocol.invoke(app.lambda_handler, first_request)
     timings = {
@@ -85,8 +80,8 @@ def cold_start(first_request: Any) -> tuple[Any, dict[str, Any]]:
         "first_answer_s": first_ms / 1000,
         "bytes": report.bytes,
         "files": report.files,
-        "variant": variant,
-        "describe": app.STATE.info,
+        "variant": variant.name,
+        "describe": app.SERVICE.info,
     }
     return app.lambda_handler, timings
 

@@ -1,4 +1,4 @@
-"""Getting the benchmark model into the local S3: ours with ``handler.publish``, the seeds' as a plain folder.
+"""Getting the benchmark model into the local S3: ours with ``qa_tools.publish``, the seeds' as a plain folder.
 
 ONNX export of a RoBERTa-base takes one to three minutes here, and ``publish`` re-exports on every call (it
 never trusts ONNX files it did not make). Across benchmark runs the same weights give the same graphs, so
@@ -11,24 +11,24 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
 
-import handler.export
-from handler.manifest import sha256_file
-from handler.publish import publish
-from handler.settings import BACKEND_VARIANTS
+import qa_tools.export
+from handler import variants
+from handler.store.manifest import sha256_file
+from qa_tools.publish import publish
 
 
-def _cache_key(model_dir: Path, quantize: bool) -> str:
+def _cache_key(model_dir: Path, builder: str) -> str:
     h = hashlib.sha256()
     for name in sorted(p.name for p in model_dir.iterdir() if p.suffix in (".safetensors", ".json")):
         h.update(name.encode() + sha256_file(model_dir / name).encode())
-    h.update(Path(handler.export.__file__).read_bytes())  # a change to the exporter invalidates the cache
-    h.update(b"int8" if quantize else b"fp32")
+    h.update(Path(qa_tools.export.__file__).read_bytes())  # a change to the exporter invalidates the cache
+    h.update(builder.encode())
     return h.hexdigest()[:16]
 
 
@@ -41,34 +41,39 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 @contextmanager
 def cached_export(cache_root: Path) -> Iterator[None]:
-    """Within the block, ``handler.export.export_onnx`` (what publish calls) reuses earlier exports."""
-    original = handler.export.export_onnx
+    """Within the block, the variant builders of ``qa_tools.export`` (what publish calls) reuse earlier exports."""
+    built = {v.builder.partition(":")[2]: v.weight_file for v in variants.VARIANTS.values() if v.builder}
+    originals = {name: getattr(qa_tools.export, name) for name in built}
 
-    def export_onnx(model_dir: Path, out_dir: Path, *, quantize: bool = True) -> list[Path]:
-        cache = cache_root / _cache_key(Path(model_dir), quantize)
-        if not (cache / ".complete").is_file():
-            shutil.rmtree(cache, ignore_errors=True)
-            original(model_dir, cache, quantize=quantize)
-            (cache / ".complete").write_text("ok\n", encoding="utf-8")
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        written = []
-        for source in sorted(cache.glob("*.onnx")):
-            _link_or_copy(source, Path(out_dir) / source.name)
-            written.append(Path(out_dir) / source.name)
-        return written
+    def cached(name: str) -> Callable[[Path, Path], Path]:
+        def build(model_dir: Path, out_dir: Path) -> Path:
+            cache = cache_root / _cache_key(Path(model_dir), name)
+            if not (cache / ".complete").is_file():
+                shutil.rmtree(cache, ignore_errors=True)
+                originals[name](model_dir, cache)
+                (cache / ".complete").write_text("ok\n", encoding="utf-8")
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            target = Path(out_dir) / built[name]
+            if not target.exists():
+                _link_or_copy(cache / built[name], target)
+            return target
 
-    handler.export.export_onnx = export_onnx
+        return build
+
+    for name in built:
+        setattr(qa_tools.export, name, cached(name))
     try:
         yield
     finally:
-        handler.export.export_onnx = original
+        for name, original in originals.items():
+            setattr(qa_tools.export, name, original)
 
 
 def publish_ours(model_dir: Path, uri: str, cache_root: Path) -> None:
     """Every backend variant under one prefix: each cold start fetches only its own variant's files."""
     with cached_export(cache_root):
         publish(
-            str(model_dir), uri, variants=BACKEND_VARIANTS, name="roberta-base-squad2-shaped", progress=False
+            str(model_dir), uri, variants=variants.NAMES, name="roberta-base-squad2-shaped", progress=False
         )
 
 

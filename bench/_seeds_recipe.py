@@ -52,7 +52,7 @@ def emulated_pipeline(folder: str) -> Pipeline:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from handler.engine import QAEngine
 
-    engine = QAEngine.load(Path(folder), backend="torch", max_batch_windows=1)
+    engine = QAEngine.load(Path(folder), "torch", max_batch_windows=1)
 
     def qa(question: str | list[str], context: str | list[str]) -> Any:
         single = isinstance(question, str)

@@ -4,7 +4,7 @@
 
 Builds a model with deepset/roberta-base-squad2's exact config (random weights, ``_roberta_base``), starts moto's
 S3 server on 127.0.0.1 (``_moto``), publishes the model twice -- the seeds' way (the save_pretrained folder)
-and ours (``handler.publish``: torch, ONNX fp32, ONNX int8 under one prefix with a manifest) -- and measures
+and ours (``qa_tools.publish``: torch, ONNX fp32, ONNX int8 under one prefix with a manifest) -- and measures
 four configurations: (1) the seeds' recipe (``_seeds_recipe``: transformers 4.x pipeline, sequential
 ``download_file``; emulated on transformers 5 without ``--seeds-python``), (2) our torch backend, (3) our ONNX
 fp32, (4) our ONNX int8, the last three through the real ``handler.app`` (``_probe``).
@@ -215,7 +215,7 @@ class Runner:
 
 def prime_page_cache(seeds_command: list[str]) -> None:
     """Imports every library once, untimed, so no configuration pays for reading them from disk first."""
-    ours = "import handler.api, handler.loader, handler.backends.torch_backend, handler.backends.onnx_backend"
+    ours = "import handler.api.http, handler.runtime.loader, handler.backends.torch_backend, handler.backends.onnx_backend"
     subprocess.run([sys.executable, "-c", ours], cwd=REPO, check=True, capture_output=True)
     seeds = "import sys; sys.path.append(sys.argv[1]); import boto3; from transformers import pipeline; import torch"
     extra = seeds_command[seeds_command.index("--extra-site") + 1] if "--extra-site" in seeds_command else ""

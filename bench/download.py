@@ -37,10 +37,11 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 
 from handler import store
-from handler.manifest import sha256_file
-from handler.publish import publish
-from handler.s3 import S3Location
-from handler.store import CHUNK_BYTES, CONCURRENCY, default_transfer_config, warm_model
+from handler.store.download import CHUNK_BYTES, CONCURRENCY, default_transfer_config
+from handler.store.manifest import sha256_file
+from handler.store.s3 import S3Location
+from handler.store.warm import warm_model
+from qa_tools.publish import publish
 
 LOOPBACK = "127.0.0.1"
 BUCKET = "bench-models"

@@ -1,7 +1,7 @@
 """The main job, locally: publish a model to a local S3, cold-start the Lambda handler from it, answer.
 
 Starts moto's S3 server on 127.0.0.1, publishes MODEL (a local model directory, or a Hugging Face model id
-which needs internet once) with ``handler.publish``, then imports ``handler.app`` exactly as Lambda's init
+which needs internet once) with ``qa_tools.publish``, then imports ``handler.app`` exactly as Lambda's init
 would (MODEL_S3_URI pointing at the local bucket, MODEL_DIR in a temporary /tmp directory) and invokes
 ``lambda_handler`` with a sample API Gateway event, printing the HTTP response and the timings.
 """
@@ -75,8 +75,8 @@ def main() -> int:
         MODEL_DIR=cache,
     )
     try:
-        from handler.publish import publish
-        from handler.s3 import make_client
+        from handler.store.s3 import make_client
+        from qa_tools.publish import publish
 
         make_client().create_bucket(Bucket=BUCKET)
         prefix = Path(args.model.rstrip("/")).name
@@ -92,8 +92,8 @@ def main() -> int:
         started = time.perf_counter()
         app = importlib.import_module("handler.app")
         init_s = time.perf_counter() - started
-        if app.STATE.engine is None:
-            print(f"init failed: {app.STATE.error}", file=sys.stderr)
+        if app.SERVICE.engine is None:
+            print(f"init failed: {app.SERVICE.unavailable}", file=sys.stderr)
             return 1
 
         event = json.loads((ROOT / "events" / "rest-predict.json").read_text())
