@@ -8,12 +8,9 @@ identical top-1 spans between each pair of backends and SQuAD exact match / F1 a
 
 from __future__ import annotations
 
-import json
+import itertools
 import random
-import re
-import string
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +18,7 @@ from typing import Any
 
 import qa_tools.export
 from handler.engine import Answer, QAEngine
+from qa_tools.squad import exact_match, f1_score, read_squad
 
 BACKENDS = ("torch", "onnx-fp32", "onnx-int8")
 PAIRS = (("onnx-int8", "onnx-fp32"), ("onnx-fp32", "torch"), ("onnx-int8", "torch"))
@@ -36,14 +34,8 @@ class Item:
 
 def load_items(path: Path, limit: int) -> list[Item]:
     """Answerable questions of a SQuAD-format file, in file order."""
-    items = []
-    for article in json.loads(Path(path).read_text(encoding="utf-8"))["data"]:
-        for p in article["paragraphs"]:
-            for q in p["qas"]:
-                gold = tuple(a["text"] for a in q.get("answers", []))
-                if gold and not q.get("is_impossible", False):
-                    items.append(Item(q["question"], p["context"], gold))
-    return items[:limit]
+    answerable = (Item(s.question, s.context, s.answers) for s in read_squad(path) if s.answerable)
+    return list(itertools.islice(answerable, limit))
 
 
 def planted_items(contexts: Sequence[str], start_word: str, end_word: str, limit: int) -> list[Item]:
@@ -67,21 +59,6 @@ def prepare(model_dir: Path, out: Path) -> Path:
     if not (out / "model.int8.onnx").is_file():
         qa_tools.export.build_int8(model_dir, out)  # and fp32; cached when called in cached_export()
     return out
-
-
-def _normalize(text: str) -> str:
-    """SQuAD's official answer normalisation: lower case, no punctuation, articles or extra spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
-
-
-def _f1(prediction: str, gold: str) -> float:
-    pred, ref = _normalize(prediction).split(), _normalize(gold).split()
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if not common:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
 
 
 def answer_all(
@@ -113,12 +90,12 @@ def measure(model_dir: Path, items: Sequence[Item]) -> dict[str, Any]:
     quality = {
         backend: {
             "exact_match": sum(
-                max(_normalize(ans.answer) == _normalize(g) for g in it.gold)
+                max(exact_match(g, ans.answer) for g in it.gold)
                 for ans, it in zip(answers[backend], items, strict=True)
             )
             / len(items),
             "f1": sum(
-                max(_f1(ans.answer, g) for g in it.gold)
+                max(f1_score(g, ans.answer) for g in it.gold)
                 for ans, it in zip(answers[backend], items, strict=True)
             )
             / len(items),
