@@ -24,7 +24,12 @@ def test_sample_event(bert_app: Any, name: str) -> None:
     status = EXPECTED[name]
     if name.startswith(("direct", "bad-direct")):
         if status == 200:
-            assert "error" not in (result if isinstance(result, dict) else {})
+            inputs = event.get("inputs", event)
+            pairs = inputs if isinstance(inputs, list) else [inputs]
+            answers = result if isinstance(result, list) else [result]
+            assert len(answers) == len(pairs), result
+            for answer, pair in zip(answers, pairs, strict=True):
+                assert_answer(answer, pair["context"])
         else:
             assert result["error"]["status"] == status
             assert result["error"]["type"] and result["error"]["message"]

@@ -1,0 +1,40 @@
+"""Unit-test fixtures: a real tokenizer and a fake backend, so engine and service tests run without a model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from tokenizers import Tokenizer
+
+from handler.engine import QAEngine
+from handler.engine.tokenization import WindowTokenizer
+from tests.fixtures.backends import FakeBackend, marker_logits
+from tests.fixtures.models import END_WORD, MODEL_MAX_LENGTH, START_WORD, build_tokenizer, word_token_ids
+
+
+@pytest.fixture(scope="session")
+def bert_tokenizer() -> Tokenizer:
+    return build_tokenizer("bert")
+
+
+@pytest.fixture
+def planted_engine(bert_tokenizer: Tokenizer) -> Callable[..., QAEngine]:
+    """A QA engine whose fake backend answers ``START_WORD ... END_WORD`` (null answer without them)."""
+
+    def make(max_batch_windows: int = 8) -> QAEngine:
+        cls_id = bert_tokenizer.token_to_id("[CLS]")
+        windows = WindowTokenizer(
+            Tokenizer.from_str(bert_tokenizer.to_str()),
+            model_max_length=MODEL_MAX_LENGTH,
+            cls_token_id=cls_id,
+            pad_token_id=bert_tokenizer.token_to_id("[PAD]"),
+        )
+        backend = FakeBackend(
+            marker_logits(
+                word_token_ids(bert_tokenizer, START_WORD), word_token_ids(bert_tokenizer, END_WORD), cls_id
+            )
+        )
+        return QAEngine(windows, backend, model_name="planted-fake", max_batch_windows=max_batch_windows)
+
+    return make

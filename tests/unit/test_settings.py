@@ -1,0 +1,96 @@
+"""Settings from the environment: defaults, and every mistake failing init by the variable's name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from handler.errors import ConfigurationError
+from handler.settings import Settings
+from handler.store.s3 import S3Location
+
+ALL = (
+    "MODEL_S3_URI",
+    "MODEL_LOCAL_PATH",
+    "MODEL_DIR",
+    "QA_BACKEND",
+    "QA_ONNX_PRECISION",
+    "QA_TORCH_PRECISION",
+)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ALL:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    (tmp_path / "config.json").write_text("{}")
+    return tmp_path
+
+
+def test_defaults(env: pytest.MonkeyPatch) -> None:
+    env.setenv("MODEL_S3_URI", "s3://bucket/models/x")
+    settings = Settings.from_env()
+    assert settings.model_source == S3Location("bucket", "models/x/")
+    assert settings.model_dir == Path("/tmp/models")
+    assert settings.variant.name == "torch"
+    assert (settings.max_body_bytes, settings.max_context_chars, settings.max_batch_size) == (
+        1_000_000,
+        100_000,
+        32,
+    )
+
+
+def test_a_model_in_the_image_wins_over_s3(env: pytest.MonkeyPatch, model_dir: Path) -> None:
+    env.setenv("MODEL_S3_URI", "s3://bucket/models/x/")
+    env.setenv("MODEL_LOCAL_PATH", str(model_dir))
+    assert Settings.from_env().model_source == model_dir
+
+
+@pytest.mark.parametrize(
+    ("backend", "precision", "variant"),
+    [
+        ("onnx", None, "onnx-int8"),
+        ("onnx", "fp32", "onnx-fp32"),
+        ("ONNX", "INT8", "onnx-int8"),
+        ("torch", None, "torch"),
+    ],
+)
+def test_backend_and_precision_select_a_variant(
+    env: pytest.MonkeyPatch, model_dir: Path, backend: str, precision: str | None, variant: str
+) -> None:
+    env.setenv("MODEL_LOCAL_PATH", str(model_dir))
+    env.setenv("QA_BACKEND", backend)
+    if precision:
+        env.setenv("QA_ONNX_PRECISION", precision)
+    assert Settings.from_env().variant.name == variant
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({}, "MODEL_S3_URI"),
+        ({"MODEL_S3_URI": "bucket/x"}, "MODEL_S3_URI"),
+        ({"MODEL_S3_URI": "https://bucket/x"}, "MODEL_S3_URI"),
+        ({"MODEL_LOCAL_PATH": "/does/not/exist"}, "MODEL_LOCAL_PATH"),
+        ({"MODEL_S3_URI": "s3://b/p/", "QA_BACKEND": "tensorflow"}, "QA_BACKEND"),
+        (
+            {"MODEL_S3_URI": "s3://b/p/", "QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "int4"},
+            "QA_ONNX_PRECISION",
+        ),
+        ({"MODEL_S3_URI": "s3://b/p/", "MAX_WINDOWS": "many"}, "MAX_WINDOWS"),
+        ({"MODEL_S3_URI": "s3://b/p/", "MAX_BATCH_SIZE": "0"}, "MAX_BATCH_SIZE"),
+    ],
+)
+def test_mistakes_fail_init_naming_the_variable(
+    env: pytest.MonkeyPatch, variables: dict[str, str], named: str
+) -> None:
+    for name, value in variables.items():
+        env.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=named):
+        Settings.from_env()
