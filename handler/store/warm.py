@@ -84,7 +84,7 @@ def warm_model(
     ModelStoreError. A cached copy is trusted if its verified marker matches the manifest and every file's
     size and mtime are unchanged since hashing; ``rehash_cached`` re-hashes it instead.
     """
-    from handler.store.download import default_transfer_config, download
+    from handler.store.download import default_transfer_config, download  # boto3's transfer stack: S3 only
 
     started = time.perf_counter()
     variants.get(variant)
