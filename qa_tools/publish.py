@@ -20,6 +20,7 @@ import json
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,11 @@ def _resolve_source(source: str, revision: str | None) -> tuple[Path, str, str]:
     if path.is_dir():
         return path, path.resolve().name, "local"
     if path.exists() or source.count("/") > 1 or source.startswith((".", "/", "~")):
-        raise ValueError(f"SOURCE {source!r} is neither a model directory nor a Hugging Face model id")
+        raise ValueError(
+            f"SOURCE {source!r} is neither a model directory (looked for {path.absolute()}) nor a Hugging Face "
+            "model id; pass a directory holding config.json and the weights, or an id such as "
+            "deepset/roberta-base-squad2"
+        )
     from huggingface_hub import snapshot_download  # only for Hub ids: needs internet
 
     _log(f"downloading {source} from the Hugging Face Hub ...")
@@ -103,8 +108,8 @@ def _resolve_source(source: str, revision: str | None) -> tuple[Path, str, str]:
     except Exception as exc:  # the hub raises many types (offline, unknown repo, gated): one clear line
         why = " ".join(str(exc).split())[:300]
         raise ValueError(
-            f"could not fetch {source!r} from the Hugging Face Hub ({type(exc).__name__}: {why}); "
-            "without internet, pass a local model directory instead"
+            f"could not fetch {source!r} from the Hugging Face Hub ({type(exc).__name__}: {why}), and there is "
+            f"no directory {path.absolute()}; without internet, pass a local model directory instead"
         ) from exc
     return snapshot, source, snapshot.name  # snapshots/<commit sha>
 
@@ -161,8 +166,10 @@ def _build(model_dir: Path, out: Path, variants: Sequence[str]) -> dict[str, Pat
             raise ValueError(
                 f"cannot build {variant.name} here ({exc}); publish with --variants torch"
             ) from exc
-        _log(f"building {variant.name} ...")
+        _log(f"building {variant.name} (an ONNX export, about a minute for a roberta-base-size model) ...")
+        started = time.perf_counter()
         path = builder(model_dir, out)
+        _log(f"  built {path.name} in {time.perf_counter() - started:.1f} s")
         built[path.name] = path
     return built
 
