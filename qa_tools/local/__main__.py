@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from collections.abc import Sequence
@@ -110,7 +111,8 @@ def _serve(setup: config.LocalSetup, api: bool, port: int | None) -> int:
             "error: template.yaml defines no REST API with routes (AWS::Serverless::Api DefinitionBody paths)"
         )
         return 2
-    signal.signal(signal.SIGTERM, _stop)
+    for stop in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (a background job)
+        signal.signal(stop, _stop)
     with LocalFunction(setup.function) as function:
         _log("==> init (once per sandbox; later invocations are warm) ...")
         failure = function.start()
@@ -161,8 +163,6 @@ def summary(result: Result) -> str:
 
 def _read_event(spec: str) -> bytes:
     """A file, '-' (stdin) or inline JSON; checked to be JSON here so a typo is not a function error."""
-    import json
-
     if spec == "-":
         raw = sys.stdin.buffer.read()
     elif spec.lstrip().startswith(("{", "[")):

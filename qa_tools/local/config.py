@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from qa_tools.image import ROOT, parse_dockerfile
-from qa_tools.local.sandbox import FunctionConfig
+from qa_tools.local.sandbox import FunctionConfig, is_lambda_tmp
 
 MODEL_SOURCES = ("MODEL_LOCAL_PATH", "MODEL_S3_URI")  # handler.settings: one of them is required
 PATH_VARIABLES = ("MODEL_LOCAL_PATH", "MODEL_DIR")  # relative paths you give are from your working directory
@@ -114,10 +114,9 @@ def load(
     for name in PATH_VARIABLES:
         if yours.get(name):
             yours[name] = str(Path(yours[name]).expanduser().resolve())
-    environment = {**passed, **LOCAL_DEFAULTS, **image.env(build_target), **declared, **yours}
-    lambda_tmp = {
-        k for k, v in {**image.env(build_target), **declared}.items() if k not in yours and _is_tmp(v)
-    }
+    function_env = {**image.env(build_target), **declared}  # what the deployed function would get
+    environment = {**passed, **LOCAL_DEFAULTS, **function_env, **yours}
+    lambda_tmp = {k for k, v in function_env.items() if k not in yours and is_lambda_tmp(v)}
     for name in yours:
         unresolved.pop(name, None)
 
@@ -135,21 +134,16 @@ def load(
     return LocalSetup(config, _api(template, params), build_target, unresolved)
 
 
-def _is_tmp(value: str) -> bool:
-    return value == "/tmp" or value.startswith("/tmp/")  # noqa: S108 - Lambda's /tmp, named to be mapped
-
-
 def require_model_source(setup: LocalSetup) -> None:
     """Refuses to start a function that could only fail init: it needs MODEL_LOCAL_PATH or MODEL_S3_URI."""
     env = setup.function.environment
     if any(env.get(name) for name in MODEL_SOURCES):
         return
-    why = "; ".join(f"the template's {k} {v}" for k, v in setup.unresolved.items() if k in MODEL_SOURCES)
+    template = "".join(f"; the template's {k} {v}" for k, v in setup.unresolved.items() if k in MODEL_SOURCES)
     raise SetupError(
-        "no model to serve: pass --env MODEL_LOCAL_PATH=DIR (a model directory, e.g. ../shared/models/minilm-l6-squad, "
-        "or one written by `python -m qa_tools.publish MODEL DIR`), or --env MODEL_S3_URI=s3://BUCKET/PREFIX/ "
-        "(a local S3 also needs AWS_ENDPOINT_URL_S3) or --parameter ModelBucket=BUCKET"
-        + (f" ({why})" if why else "")
+        "no model to serve: pass --env MODEL_LOCAL_PATH=DIR (a model directory, such as "
+        "../shared/models/minilm-l6-squad or one written by `python -m qa_tools.publish MODEL DIR`) or "
+        "--env MODEL_S3_URI=s3://BUCKET/PREFIX/ (a local S3 also needs AWS_ENDPOINT_URL_S3)" + template
     )
 
 

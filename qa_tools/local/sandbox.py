@@ -82,6 +82,11 @@ class Result:
         )
 
 
+def is_lambda_tmp(path: str) -> bool:
+    """Lambda's only writable directory, which each local sandbox replaces with one of its own."""
+    return path == "/tmp" or path.startswith("/tmp/")  # noqa: S108 - named in order to be mapped away
+
+
 def error_body(message: str, error_type: str) -> bytes:
     """The JSON Lambda returns for an error it raises itself (timeout, runtime exit)."""
     return json.dumps({"errorMessage": message, "errorType": error_type}).encode()
@@ -92,16 +97,16 @@ class Sandbox:
 
     def __init__(self, config: FunctionConfig, log: int | IO[Any] | None = STDERR) -> None:
         self.config = config
+        self.reported_init = False
+        self.api = RuntimeAPI(config.arn)
         self.dir = Path(tempfile.mkdtemp(prefix="qa-local-sandbox-"))
         self.tmp = self.dir / "tmp"
         self.task_root = self.dir / "task"
-        self.tmp.mkdir()
-        self.task_root.mkdir()
-        for source in config.task_root_sources:
-            (self.task_root / source.name).symlink_to(source.resolve())
-        self.api = RuntimeAPI(config.arn)
-        self.reported_init = False
         try:
+            self.tmp.mkdir()
+            self.task_root.mkdir()
+            for source in config.task_root_sources:
+                (self.task_root / source.name).symlink_to(source.resolve())
             self.process = subprocess.Popen(  # noqa: S603 - our interpreter, the image's CMD
                 [config.python, "-m", "awslambdaric", config.handler],
                 cwd=self.task_root,
@@ -139,7 +144,7 @@ class Sandbox:
         return env
 
     def _in_sandbox(self, value: str) -> str:
-        return str(self.tmp) + value[4:] if value == "/tmp" or value.startswith("/tmp/") else value  # noqa: S108
+        return str(self.tmp) + value[4:] if is_lambda_tmp(value) else value
 
     def wait_ready(self) -> Outcome | None:
         """Blocks until init is over; returns its failure, if it failed."""
@@ -192,8 +197,7 @@ class Sandbox:
         self._cleanup()
 
     def _cleanup(self) -> None:
-        if hasattr(self, "api"):
-            self.api.close()
+        self.api.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
