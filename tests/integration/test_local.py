@@ -221,9 +221,8 @@ def test_invoke_answers_every_sample_event_with_its_documented_status(
         env=command_env(tmp_path),
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    *results, answer = [
-        json.loads(line) for line in done.stdout.splitlines()
-    ]  # stdout: results, one per line
+    lines = done.stdout.splitlines()  # stdout: the results, one per line, and nothing else
+    *results, answer = [json.loads(line) for line in lines]
     assert {name: status_of(name, r) for name, r in zip(names, results, strict=True)} == EXPECTED
     assert inline["context"][answer["start"] : answer["end"]] == answer["answer"]
     assert done.stderr.count("Init Duration") == 1 and done.stderr.count("REPORT RequestId") == len(names) + 1
