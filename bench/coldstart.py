@@ -287,8 +287,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/qa-bench-coldstart"),  # noqa: S108 - scratch
                         help="model, export cache, logs and results (the model and ONNX export are reused)")  # fmt: skip
     parser.add_argument(
-        "--seeds-python", help="an interpreter with transformers 4.x for the real seeds' recipe"
-    )
+        "--seeds-python", type=os.path.abspath,  # children run in other working directories
+        help="an interpreter with transformers 4.x for the real seeds' recipe (scripts/make-reference-venv.sh)",
+    )  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="cold starts per configuration (median)")
     parser.add_argument("--short", type=int, default=10, help="warm requests of 8 SQuAD paragraphs")
     parser.add_argument("--window", type=int, default=5, help="warm requests of 8 full 384-token windows")

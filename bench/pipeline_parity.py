@@ -449,7 +449,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     tiny_help = "also a random-weight tiny model of this kind, built on the fly (repeatable)"
     p.add_argument("--tiny", choices=("bert", "roberta"), action="append", default=[], help=tiny_help)
     p.add_argument("--data", type=Path, required=True, help="SQuAD-format JSON")
-    p.add_argument("--reference-python", required=True, help="interpreter with transformers 4.57 + torch")
+    p.add_argument(
+        "--reference-python", required=True, type=os.path.abspath,  # the reference runs in a temporary cwd
+        help="interpreter with transformers 4.57 + torch (bash scripts/make-reference-venv.sh: .venv-ref/bin/python)",
+    )  # fmt: skip
     p.add_argument("--limit", type=int, default=300, help="number of cases (one question each)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="relative score tolerance")
     p.add_argument("--threads", type=int, default=0, help="torch threads on both sides (0: torch's default)")

@@ -22,6 +22,7 @@ from handler import variants
 from handler.backends import available_cpus
 from handler.backends.onnx_backend import OUTPUT_NAMES
 from handler.backends.torch_backend import TorchBackend
+from qa_tools.noise import exporter_noise, quantizer_noise
 
 # Dynamic quantization, chosen by measurement (minilm-l6-squad on 400 xquad.en questions; fp32 EM 50.2 F1 61.0):
 # per-tensor MatMul weights cost ~4 EM (46.2) while per-channel costs 0.4 (49.8); also quantizing the embedding
@@ -71,6 +72,7 @@ def build_int8(model_dir: Path, out_dir: Path) -> Path:
     return path
 
 
+@exporter_noise()
 def export_fp32(model_dir: Path, path: Path) -> None:
     """Exports the reference model (loaded exactly as the torch backend loads it) with dynamic batch/sequence.
 
@@ -105,6 +107,7 @@ def export_fp32(model_dir: Path, path: Path) -> None:
     program.save(str(path), external_data=False)
 
 
+@quantizer_noise()
 def quantize_int8(
     fp32: Path,
     path: Path,

@@ -1,19 +1,26 @@
-"""Publish a model for the function: ``python -m qa_tools.publish SOURCE s3://bucket/prefix/``.
+"""Publish a model for the function: ``python -m qa_tools.publish SOURCE s3://bucket/prefix/`` (or ``DIR``).
 
 SOURCE is a local model directory or a Hugging Face model id (downloaded with huggingface_hub; needs
 internet). The model is normalised (safetensors weights, fast ``tokenizer.json``, config), each requested
-variant with a builder (``handler.variants``: the ONNX exports) is built, every file is hashed into ``manifest.json``, and files are uploaded concurrently
-with a progress bar. The manifest goes up LAST: until then the warm-up sees the previous model (or none),
-never a half-published one. Files whose object already has the same size and sha256 are skipped, so
-re-publishing the same model uploads nothing and an interrupted publish resumes where it stopped.
+variant with a builder (``handler.variants``: the ONNX exports) is built, every file is hashed into
+``manifest.json``, and files are uploaded concurrently with a progress bar. The manifest goes up LAST: until
+then the warm-up sees the previous model (or none), never a half-published one. Files whose object already has
+the same size and sha256 are skipped, so re-publishing the same model uploads nothing and an interrupted
+publish resumes where it stopped.
+
+A destination without ``s3://`` is a local directory: the same files and manifest, for MODEL_LOCAL_PATH (e.g.
+the ONNX variants for ``QA_BACKEND=onnx``) or the image's ``baked`` target. It appears complete or not at all
+(written beside it, then renamed), and replaces only an earlier publish, never a directory of other files.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +55,7 @@ class PublishResult:
 
 def publish(
     source: str,
-    s3_uri: str,
+    destination: str,
     *,
     variants: Sequence[str] = registry.NAMES,
     name: str | None = None,
@@ -56,12 +63,16 @@ def publish(
     client: BaseClient | None = None,
     progress: bool = True,
 ) -> PublishResult:
-    """Normalise ``source``, export the requested variants, and upload them with a manifest to ``s3_uri``."""
+    """Normalise ``source``, export the requested variants, and publish them with a manifest to
+    ``destination``: ``s3://bucket/prefix/``, or a local directory."""
     unknown = set(variants) - set(registry.NAMES)
     if unknown or not variants:
         raise ValueError(f"variants must be a non-empty subset of {','.join(registry.NAMES)}, got {variants}")
-    location = S3Location.parse(s3_uri)
-    client = client or make_client(max_pool_connections=_CONCURRENCY + 2)
+    target = (
+        S3Location.parse(destination)
+        if "://" in destination
+        else _local_destination(Path(destination).expanduser())
+    )
     model_dir, default_name, default_revision = _resolve_source(source, revision)
     with tempfile.TemporaryDirectory(prefix="publish-") as tmp:
         staging = Path(tmp)
@@ -71,7 +82,10 @@ def publish(
         paths.update(_build(model_dir, staging / "built", variants))
         _log(f"hashing {len(paths)} files ...")
         manifest = Manifest.build(name or default_name, revision or default_revision, paths)
-        return _upload(client, location, manifest, paths, progress=progress)
+        if isinstance(target, Path):
+            return _write_local(target, manifest, paths)
+        client = client or make_client(max_pool_connections=_CONCURRENCY + 2)
+        return _upload(client, target, manifest, paths, progress=progress)
 
 
 # --- source --------------------------------------------------------------------------------------------
@@ -81,14 +95,22 @@ def _resolve_source(source: str, revision: str | None) -> tuple[Path, str, str]:
     if path.is_dir():
         return path, path.resolve().name, "local"
     if path.exists() or source.count("/") > 1 or source.startswith((".", "/", "~")):
-        raise ValueError(f"SOURCE {source!r} is neither a model directory nor a Hugging Face model id")
+        raise ValueError(
+            f"SOURCE {source!r} is neither a model directory (looked for {path.absolute()}) nor a Hugging Face "
+            "model id; pass a directory holding config.json and the weights, or an id such as "
+            "deepset/roberta-base-squad2"
+        )
     from huggingface_hub import snapshot_download  # only for Hub ids: needs internet
 
     _log(f"downloading {source} from the Hugging Face Hub ...")
     try:
         snapshot = Path(snapshot_download(source, revision=revision))
-    except Exception as exc:  # the hub raises many types (offline, unknown repo, gated): one clear message
-        raise ValueError(f"could not fetch {source!r} from the Hugging Face Hub: {exc}") from exc
+    except Exception as exc:  # the hub raises many types (offline, unknown repo, gated): one clear line
+        why = " ".join(str(exc).split())[:300]
+        raise ValueError(
+            f"could not fetch {source!r} from the Hugging Face Hub ({type(exc).__name__}: {why}), and there is "
+            f"no directory {path.absolute()}; without internet, pass a local model directory instead"
+        ) from exc
     return snapshot, source, snapshot.name  # snapshots/<commit sha>
 
 
@@ -119,11 +141,15 @@ def _select_files(model_dir: Path, variants: Sequence[str]) -> dict[str, Path]:
         if not path.is_file() or path.name.startswith(".") or path.name == MANIFEST_NAME:
             continue  # a warmed copy as SOURCE: its manifest and marker are rebuilt, not uploaded
         needed_by = set(variants_for(path.name))
-        legacy = path.suffix in _LEGACY_WEIGHTS
-        if legacy or not needed_by & set(variants) or needed_by <= _BUILT:
-            _log(f"  not published: {path.name}")
-            continue
-        chosen[check_key(path.name)] = path
+        if path.suffix in _LEGACY_WEIGHTS:
+            _log(f"  left out {path.name}: pickle or TF weights, which the function never loads")
+        elif needed_by <= _BUILT:
+            _log(f"  left out {path.name}: {', '.join(sorted(needed_by))} files are rebuilt from the model")
+        elif not needed_by & set(variants):
+            needs = ", ".join(sorted(needed_by))
+            _log(f"  left out {path.name}: only {needs} reads it, and this publish is {', '.join(variants)}")
+        else:
+            chosen[check_key(path.name)] = path
     return chosen
 
 
@@ -140,8 +166,10 @@ def _build(model_dir: Path, out: Path, variants: Sequence[str]) -> dict[str, Pat
             raise ValueError(
                 f"cannot build {variant.name} here ({exc}); publish with --variants torch"
             ) from exc
-        _log(f"building {variant.name} ...")
+        _log(f"building {variant.name} (an ONNX export, about a minute for a roberta-base-size model) ...")
+        started = time.perf_counter()
         path = builder(model_dir, out)
+        _log(f"  built {path.name} in {time.perf_counter() - started:.1f} s")
         built[path.name] = path
     return built
 
@@ -206,6 +234,38 @@ def _upload(
     return PublishResult(manifest, tuple(e.key for e in todo), skipped, manifest_uploaded)
 
 
+# --- local directory ------------------------------------------------------------------------------------
+def _local_destination(path: Path) -> Path:
+    """Checked before any work: a new or empty directory, or an earlier publish (it holds a manifest)."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{path} exists and is not a directory")
+    if path.is_dir() and any(path.iterdir()) and not (path / MANIFEST_NAME).is_file():
+        raise ValueError(f"{path} holds other files; publish into a new or empty directory")
+    return path
+
+
+def _write_local(target: Path, manifest: Manifest, paths: dict[str, Path]) -> PublishResult:
+    """Writes the files and the manifest beside ``target``, then swaps the finished directory in."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for entry in manifest.files:
+            shutil.copyfile(paths[entry.key], staging / entry.key)
+        (staging / MANIFEST_NAME).write_bytes(manifest.to_json())  # last, as on S3
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from an image's other user
+        if target.exists():
+            previous = target.rename(staging.with_name(staging.name + ".old"))
+            staging.rename(target)
+            shutil.rmtree(previous)
+        else:
+            staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _log(f"wrote {len(manifest.files)} files and {MANIFEST_NAME} to {target}")
+    return PublishResult(manifest, tuple(e.key for e in manifest.files), (), True)
+
+
 # --- CLI -----------------------------------------------------------------------------------------------
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
@@ -214,7 +274,10 @@ def _log(message: str) -> None:
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m qa_tools.publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="local model directory or Hugging Face model id (needs internet)")
-    parser.add_argument("s3_uri", help="destination, s3://bucket/prefix/")
+    parser.add_argument(
+        "destination",
+        help="s3://bucket/prefix/, or a local directory (for MODEL_LOCAL_PATH or the baked image)",
+    )
     parser.add_argument(
         "--variants",
         default=",".join(registry.NAMES),
@@ -233,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     try:
         result = publish(
-            args.source, args.s3_uri, variants=variants, name=args.name, revision=args.revision,
+            args.source, args.destination, variants=variants, name=args.name, revision=args.revision,
             progress=not args.no_progress,
         )  # fmt: skip
     except (ValueError, ManifestError, OSError) as exc:
@@ -242,8 +305,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ClientError, BotoCoreError) as exc:
         _log(f"error: S3: {exc}")
         return 1
+    where = args.destination if "://" not in args.destination else S3Location.parse(args.destination).uri()
     summary = {
-        "s3_uri": S3Location.parse(args.s3_uri).uri(),
+        "destination": where,
         "model": result.manifest.name,
         "revision": result.manifest.revision,
         "variants": list(result.manifest.variants),

@@ -1,114 +1,160 @@
-"""The main job, locally: publish a model to a local S3, cold-start the Lambda handler from it, answer.
+"""The main job, locally: publish a model to a local S3, cold-start the Lambda function from it, answer.
 
-Starts moto's S3 server on 127.0.0.1, publishes MODEL (a local model directory, or a Hugging Face model id
-which needs internet once) with ``qa_tools.publish``, then imports ``handler.app`` exactly as Lambda's init
-would (MODEL_S3_URI pointing at the local bucket, MODEL_DIR in a temporary /tmp directory) and invokes
-``lambda_handler`` with a sample API Gateway event, printing the HTTP response and the timings.
+Starts moto's S3 server on 127.0.0.1, publishes MODEL (a model directory, relative to where you run this, or a
+Hugging Face model id, which needs internet once) with ``qa_tools.publish``, then runs the function as the
+container image does (``qa_tools.local``: the runtime interface client against a local Runtime API, with the
+template's settings) with MODEL_S3_URI pointing at the local bucket, and sends it events/rest-predict.json,
+or your --question and --context in the same API Gateway event.
+
+stdout carries the answer JSON and nothing else (``demo.sh ... > answer.json``); the question and context,
+progress, and the function's logs and metrics go to stderr. Nothing is left behind: the function's model copy
+lives in its sandbox's /tmp, and everything else in a temporary directory of this process, removed on exit.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
-import socket
+import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-
-from moto.server import ThreadedMotoServer
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from qa_tools.local import config  # noqa: E402 - after the repository is on the path
+from qa_tools.local.sandbox import LocalFunction  # noqa: E402
+
 DEFAULT_MODEL = "deepset/roberta-base-squad2"
 BUCKET = "demo-models"
+VARIANT = {"torch": "torch", "onnx": "onnx-int8"}  # --backend -> the variant published (the image's default)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Ctx:
-    """A LambdaContext stand-in for a direct call of the handler."""
-
-    function_name = "extractive-qa-demo"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 3008
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:extractive-qa-demo"
-    aws_request_id = "demo-request"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-
-def main() -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="bash scripts/demo.sh", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "model", nargs="?", default=DEFAULT_MODEL, help=f"model dir or hub id ({DEFAULT_MODEL})"
+        "model",
+        nargs="?",
+        default=DEFAULT_MODEL,
+        help=f"model directory or Hugging Face id ({DEFAULT_MODEL})",
     )
-    parser.add_argument("--backend", choices=["torch", "onnx"], default="torch", help="QA_BACKEND")
-    parser.add_argument("--question", help="ask this instead of the sample event's question")
-    parser.add_argument("--context", help="with --question: the context to answer from")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--backend", choices=sorted(VARIANT), default="torch", help="the image variant to run"
+    )
+    parser.add_argument("--question", help="ask this (with --context) instead of the sample event's question")
+    parser.add_argument("--context", help="the text to answer --question from")
+    args = parser.parse_args(argv)
+    if (args.question is None) != (args.context is None):
+        parser.error("--question and --context go together: give both, or neither for the sample question")
+    return args
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request access log
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    cache = tempfile.mkdtemp(prefix="qa-demo-models-")
-    # Dummy credentials for the local moto server only; on AWS the standard chain (the role) is used.
-    os.environ.update(
-        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{port}",
-        AWS_ACCESS_KEY_ID="local",
-        AWS_SECRET_ACCESS_KEY="local",  # noqa: S106 - not a secret: moto accepts anything
-        AWS_DEFAULT_REGION="us-east-1",
-        POWERTOOLS_TRACE_DISABLED="1",
-        POWERTOOLS_METRICS_DISABLED="1",
-        QA_BACKEND=args.backend,
-        MODEL_DIR=cache,
-    )
+
+def step(message: str) -> float:
+    print(f"==> {message}", file=sys.stderr, flush=True)
+    return time.perf_counter()
+
+
+def done(started: float) -> str:
+    return f"{time.perf_counter() - started:.1f} s"
+
+
+@contextmanager
+def own_tmp() -> Iterator[Path]:
+    """This process's temporary files in a directory of its own, removed on exit, whatever the libraries leave
+    there (ONNX Runtime's telemetry session file, torch's compile cache directory, ...)."""
+    scratch = Path(tempfile.mkdtemp(prefix="qa-demo-"))
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(scratch)
+    tempfile.tempdir = None  # re-read TMPDIR
     try:
-        from handler.store.s3 import make_client
-        from qa_tools.publish import publish
+        yield scratch
+    finally:
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
+        tempfile.tempdir = None
+        shutil.rmtree(scratch, ignore_errors=True)
 
-        make_client().create_bucket(Bucket=BUCKET)
-        prefix = Path(args.model.rstrip("/")).name
-        variant = "torch" if args.backend == "torch" else "onnx-int8"
-        uri = f"s3://{BUCKET}/{prefix}/"
-        print(f"==> publishing {args.model} ({variant}) to {uri} on the local S3", file=sys.stderr)
-        publish(args.model, uri, variants=[variant])
 
-        os.environ["MODEL_S3_URI"] = uri
-        print(
-            "==> Lambda init: import handler.app (download from S3, verify, load, warm up)", file=sys.stderr
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    with own_tmp():
+        return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    event = json.loads((ROOT / "events" / "rest-predict.json").read_text())
+    request = json.loads(event["body"])
+    if args.question is not None:
+        request = {"question": args.question, "context": args.context}
+        event["body"] = json.dumps(request)
+    model = Path(args.model).expanduser()
+    source = str(model.resolve()) if model.exists() else args.model  # a path is from where you are
+
+    from moto.server import ThreadedMotoServer
+
+    from handler.store.s3 import make_client
+    from qa_tools.publish import publish
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log: one line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    # Dummy credentials for the local S3 only; on AWS the function gets the execution role's.
+    local_s3 = {"AWS_ENDPOINT_URL_S3": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "local"}
+    local_s3 |= {
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+    os.environ.update(local_s3)  # this process publishes to the local S3 only
+    function: LocalFunction | None = None
+    try:
+        variant = VARIANT[args.backend]
+        uri = f"s3://{BUCKET}/{Path(source.rstrip('/')).name}/"
+        started = step(f"[1/3] publishing {args.model} ({variant}) to {uri} on a local S3 (127.0.0.1:{port})")
+        try:
+            make_client().create_bucket(Bucket=BUCKET)
+            publish(source, uri, variants=[variant])
+        except (ValueError, OSError) as exc:  # an unknown or unreachable model: say what to do, no traceback
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        step(f"published in {done(started)}")
+
+        setup = config.load(target=args.backend, caller_env=local_s3, overrides={"MODEL_S3_URI": uri})
+        function = LocalFunction(setup.function)
+        started = step(
+            "[2/3] Lambda init: the function downloads the model from S3, verifies, loads and warms it up"
         )
-        started = time.perf_counter()
-        app = importlib.import_module("handler.app")
-        init_s = time.perf_counter() - started
-        if app.SERVICE.engine is None:
-            print(f"init failed: {app.SERVICE.unavailable}", file=sys.stderr)
+        failure = function.start()
+        if failure is not None:
+            print(f"error: the function failed to initialise: {failure.body.decode()}", file=sys.stderr)
             return 1
+        step(f"initialised in {done(started)}")
 
-        event = json.loads((ROOT / "events" / "rest-predict.json").read_text())
-        request = json.loads(event["body"])
-        if args.question:
-            request = {"question": args.question, "context": args.context or request["context"]}
-            event["body"] = json.dumps(request)
-        started = time.perf_counter()
-        response = app.lambda_handler(event, Ctx())
-        invoke_ms = (time.perf_counter() - started) * 1000
-        print(f"==> question: {request['question']}", file=sys.stderr)
-        print(f"==> init {init_s:.1f} s, first invocation {invoke_ms:.0f} ms; HTTP {response['statusCode']}:")
-        print(json.dumps(json.loads(response["body"]), indent=2))
+        step(f"[3/3] question: {request['question']}")
+        step(f"context: {request['context']}")
+        result = function.invoke(json.dumps(event).encode())
+        if not result.ok:
+            print(f"error: the invocation failed: {result.body.decode()}", file=sys.stderr)
+            return 1
+        response: dict[str, Any] = result.json()
+        step(f"answered in {result.duration_ms:.0f} ms: HTTP {response['statusCode']}")
+        print(json.dumps(json.loads(response["body"]), indent=2))  # the one thing on stdout
         return 0 if response["statusCode"] == 200 else 1
     finally:
+        if function is not None:
+            function.close()
         server.stop()
 
 

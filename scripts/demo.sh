@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The main job: answer a question through the Lambda handler against a local S3 holding a published model.
+# The main job: answer a question through the Lambda function against a local S3 holding a published model.
 # Usage: bash scripts/demo.sh [MODEL_DIR_OR_HUB_ID] [--backend torch|onnx] [--question Q --context C]
+# stdout: the answer JSON only (`> answer.json` works); set-up, progress and the function's logs on stderr.
+# Runs from wherever you are: a model path is taken relative to your working directory.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-exec .venv/bin/python scripts/demo.py "$@"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/setup.sh" >&2
+exec "$ROOT/.venv/bin/python" "$ROOT/scripts/demo.py" "$@"

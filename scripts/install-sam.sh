@@ -17,8 +17,9 @@ if [[ -x "$VENV/bin/sam" && "$installed" == "$SAM_VERSION" ]]; then
   exit 0
 fi
 
+echo "==> installing aws-sam-cli $SAM_VERSION into $VENV (the first time takes a minute or two)"
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  "aws-sam-cli==$SAM_VERSION"
+"$VENV/bin/python" -m pip install --disable-pip-version-check --progress-bar on \
+  "aws-sam-cli==$SAM_VERSION" | { grep -v '^Requirement already satisfied' || true; }
 "$VENV/bin/sam" --version
 echo "use: SAM_CLI_TELEMETRY=0 $VENV/bin/sam validate --lint"

@@ -102,6 +102,20 @@ def test_validation_names_the_field(bert_app: Any, payload: dict[str, Any], fiel
     assert field in http_body(response)["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("payload", "missing"), [({"question": "q"}, "context"), ({"context": "c"}, "question")]
+)
+def test_a_missing_field_is_reported_as_required(
+    bert_app: Any, payload: dict[str, Any], missing: str
+) -> None:
+    """Not "String should have at least 1 character": that is what an empty field gets."""
+    said = f"{missing}: field required"
+    assert invoke(bert_app, payload)["error"]["message"].startswith(said)
+    assert http_body(invoke(bert_app, rest_predict(payload)))["error"]["message"].startswith(said)
+    empty = {"question": "q", "context": "c", missing: ""}
+    assert "field required" not in invoke(bert_app, empty)["error"]["message"]
+
+
 def test_engine_level_invalid_parameters_are_422(bert_app: Any) -> None:
     # Valid types, but impossible for this model: a window longer than the model, a stride with no room.
     for extra in ({"max_seq_len": 4096}, {"max_seq_len": 32, "doc_stride": 31}):

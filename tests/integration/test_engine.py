@@ -422,7 +422,11 @@ WORDS = [
 ]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=80),
     question=st.lists(st.sampled_from(FILLER), min_size=1, max_size=8).map(" ".join),

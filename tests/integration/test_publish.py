@@ -10,6 +10,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.client import BaseClient
@@ -21,6 +22,8 @@ from handler.store.warm import warm_model
 from handler.variants import NAMES as VARIANT_NAMES
 from qa_tools.publish import SHA256_METADATA, main, publish
 from tests.fixtures import ROOT
+from tests.fixtures.events import assert_answer, load
+from tests.fixtures.lambda_env import FakeContext
 from tests.fixtures.s3 import Bucket
 
 PREFIX = "models/tiny/"
@@ -293,3 +296,66 @@ def test_a_warmed_copy_can_be_republished_elsewhere(
     )
 
     assert second.manifest.files == first.manifest.files
+
+
+# --- a local directory as the destination ------------------------------------------------------------
+def test_publishes_into_a_local_directory_the_function_serves(
+    tiny_bert_dir: Path, tmp_path: Path, app_factory: Any
+) -> None:
+    target = tmp_path / "published"
+    result = publish(str(tiny_bert_dir), str(target), variants=["torch"], progress=False)
+
+    written = sorted(p.name for p in target.iterdir())
+    assert written == sorted([*(f.key for f in result.manifest.files), MANIFEST_NAME])
+    assert Manifest.from_json((target / MANIFEST_NAME).read_bytes()) == result.manifest
+    assert [p.name for p in tmp_path.iterdir()] == ["published"]  # no staging left beside it
+    app = app_factory(MODEL_LOCAL_PATH=str(target))
+    assert app.SERVICE.engine is not None
+    event = load("direct-single.json")
+    assert_answer(app.lambda_handler(event, FakeContext()), event["context"])
+
+    (target / "model.safetensors").write_bytes(b"truncated")  # the manifest catches a damaged copy
+    assert app_factory(MODEL_LOCAL_PATH=str(target)).SERVICE.engine is None
+
+
+def test_a_local_onnx_publish_serves_with_the_onnx_backend(
+    tiny_bert_dir: Path, tmp_path: Path, app_factory: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "onnx"
+    publish(str(tiny_bert_dir), str(target), variants=["onnx-fp32"], progress=False)
+    assert (
+        "left out model.safetensors: only torch reads it, and this publish is onnx-fp32"
+        in capsys.readouterr().err
+    )
+    assert "model.safetensors" not in {p.name for p in target.iterdir()}
+
+    app = app_factory(MODEL_LOCAL_PATH=str(target), QA_BACKEND="onnx", QA_ONNX_PRECISION="fp32")
+    assert app.SERVICE.health()["backend"] == "onnx-fp32"
+    event = load("direct-single.json")
+    assert_answer(app.lambda_handler(event, FakeContext()), event["context"])
+
+
+def test_a_local_publish_replaces_only_an_earlier_publish(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    publish(str(tiny_bert_dir), str(target), variants=["torch"], progress=False)
+    (target / "stale.txt").write_text("from before")
+    publish(str(tiny_bert_dir), str(target), variants=["torch"], progress=False)
+    assert not (target / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "mine.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="holds other files"):
+        publish(str(tiny_bert_dir), str(other), variants=["torch"], progress=False)
+    assert [p.name for p in other.iterdir()] == ["mine.txt"]
+
+
+def test_cli_publishes_to_a_directory(
+    tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "model"
+    assert main([str(tiny_bert_dir), str(target), "--variants", "torch", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["destination"] == str(target) and summary["manifest"] == "uploaded"
+    assert (target / MANIFEST_NAME).is_file()

@@ -1,91 +1,125 @@
-"""The container's real entry path: `python -m awslambdaric handler.app.lambda_handler` against a Runtime API."""
+"""The container's real entry path: `python -m awslambdaric handler.app.lambda_handler` against our Runtime API.
+
+Through ``qa_tools.local``'s sandbox, the same code path as the local invoke command: init, every event shape,
+configuration mistakes failing init by name through /init/error, and a transient S3 failure answering 503.
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from qa_tools.local.sandbox import FunctionConfig, LocalFunction
 from tests.fixtures import ROOT
-from tests.fixtures.runtime_api import RuntimeAPI, start_runtime_api
-
-EVENTS = ROOT / "events"
+from tests.fixtures.events import load
 
 
-def start_runtime(api: RuntimeAPI, **env: str) -> subprocess.Popen[bytes]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "QA_"))}
-    full_env = {
-        **base,
-        "AWS_LAMBDA_RUNTIME_API": api.address,
-        "AWS_LAMBDA_FUNCTION_NAME": "qa",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "PYTHONPATH": str(ROOT),
-        **env,
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "awslambdaric", "handler.app.lambda_handler"],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def handler_config(**env: str) -> FunctionConfig:
+    """The image's handler with exactly these variables (plus what Lambda itself sets)."""
+    return FunctionConfig(
+        name="qa",
+        handler="handler.app.lambda_handler",
+        memory_mb=3008,
+        timeout_s=120,
+        environment={"POWERTOOLS_TRACE_DISABLED": "1", **env},
+        task_root_sources=(ROOT / "handler",),
     )
 
 
 @pytest.fixture
-def runtime_api() -> Iterator[RuntimeAPI]:
-    api = start_runtime_api()
-    yield api
-    api.server.shutdown()
+def local_function() -> Iterator[list[LocalFunction]]:
+    started: list[LocalFunction] = []
+    yield started
+    for function in started:
+        function.close()
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.kill()
-    proc.wait(timeout=30)
+def run(started: list[LocalFunction], **env: str) -> LocalFunction:
+    function = LocalFunction(handler_config(**env), log=None)
+    started.append(function)
+    return function
 
 
-def event(name: str) -> Any:
-    return json.loads((EVENTS / name).read_text())
+def test_runtime_client_serves_every_shape(local_function: list[LocalFunction], tiny_bert_dir: Path) -> None:
+    function = run(local_function, MODEL_LOCAL_PATH=str(tiny_bert_dir))
+    direct = function.invoke(json.dumps(load("direct-single.json")).encode())
+    assert direct.kind == "response" and direct.init_ms is not None  # the cold start
+    answer = direct.json()
+    context = load("direct-single.json")["context"]
+    assert context[answer["start"] : answer["end"]] == answer["answer"]
+
+    rest = function.invoke(json.dumps(load("rest-predict.json")).encode())
+    assert rest.kind == "response" and rest.init_ms is None  # warm: the same sandbox
+    assert rest.json()["statusCode"] == 200 and json.loads(rest.json()["body"]) == answer
+
+    bad = function.invoke(json.dumps(load("bad-rest-wrong-type.json")).encode())
+    assert bad.kind == "response" and bad.json()["statusCode"] == 422
+
+    batch = function.invoke(json.dumps(load("direct-batch.json")).encode())
+    assert batch.kind == "response" and len(batch.json()) == 2
 
 
-def test_runtime_client_serves_every_shape(runtime_api: RuntimeAPI, tiny_bert_dir: Path) -> None:
-    proc = start_runtime(runtime_api, MODEL_LOCAL_PATH=str(tiny_bert_dir))
-    try:
-        direct = runtime_api.invoke(event("direct-single.json"))
-        assert direct.kind == "response"
-        context = event("direct-single.json")["context"]
-        assert context[direct.body["start"] : direct.body["end"]] == direct.body["answer"]
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({}, "MODEL_S3_URI"),  # neither model source
+        ({"MODEL_S3_URI": "my-bucket/models/x"}, "MODEL_S3_URI"),  # not s3://
+        ({"MODEL_S3_URI": "https://my-bucket/models/"}, "MODEL_S3_URI"),
+        ({"MODEL_LOCAL_PATH": "/no/such/model"}, "MODEL_LOCAL_PATH"),
+        ({"MODEL_LOCAL_PATH": "{tmp}"}, "MODEL_LOCAL_PATH"),  # a directory, but no model in it
+        ({"MODEL_LOCAL_PATH": "{model}", "QA_BACKEND": "tensorflow"}, "QA_BACKEND"),
+        (
+            {"MODEL_LOCAL_PATH": "{model}", "QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "int4"},
+            "QA_ONNX_PRECISION",
+        ),
+        ({"MODEL_LOCAL_PATH": "{model}", "MAX_WINDOWS": "lots"}, "MAX_WINDOWS"),
+    ],
+)
+def test_a_configuration_mistake_fails_init_by_name(
+    local_function: list[LocalFunction],
+    tiny_bert_dir: Path,
+    tmp_path: Path,
+    env: dict[str, str],
+    variable: str,
+) -> None:
+    env = {k: v.format(tmp=tmp_path, model=tiny_bert_dir) for k, v in env.items()}
+    function = run(local_function, **env)
+    result = function.invoke(json.dumps(load("rest-predict.json")).encode())
+    assert result.kind == "init_error"  # not a 503 for ever: no retry fixes a deploy mistake
+    assert result.error_type == "ConfigurationError"
+    body: dict[str, Any] = result.json()
+    assert body["errorType"] == "ConfigurationError"
+    assert variable in body["errorMessage"]
 
-        rest = runtime_api.invoke(event("rest-predict.json"))
-        assert rest.kind == "response" and rest.body["statusCode"] == 200
-        assert json.loads(rest.body["body"]) == direct.body
 
-        bad = runtime_api.invoke(event("bad-rest-wrong-type.json"))
-        assert bad.kind == "response" and bad.body["statusCode"] == 422
-
-        batch = runtime_api.invoke(event("direct-batch.json"))
-        assert batch.kind == "response" and len(batch.body) == 2
-        assert proc.poll() is None  # one sandbox, many invocations
-    finally:
-        stop(proc)
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-def test_init_failure_is_reported_through_init_error(runtime_api: RuntimeAPI) -> None:
-    proc = start_runtime(runtime_api)  # no MODEL_S3_URI nor MODEL_LOCAL_PATH: a deploy mistake
-    try:
-        outcome = runtime_api.wait("init", timeout=120)
-        assert outcome.kind == "init_error"
-        assert "MODEL_S3_URI" in outcome.body["errorMessage"]
-        assert outcome.headers.get("Lambda-Runtime-Function-Error-Type") == "ConfigurationError"
-        assert proc.wait(timeout=60) != 0
-    finally:
-        if proc.poll() is None:
-            stop(proc)
+def test_an_unreachable_s3_still_answers_503(local_function: list[LocalFunction], tmp_path: Path) -> None:
+    """A transient cause: init succeeds, every request gets 503 with Retry-After, and a new sandbox may load."""
+    function = run(
+        local_function,
+        MODEL_S3_URI="s3://models/tiny/",
+        MODEL_DIR=str(tmp_path / "models"),
+        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{closed_port()}",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - a dummy for the refused connection
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    rest = function.invoke(json.dumps(load("rest-predict.json")).encode())
+    assert rest.kind == "response"
+    assert rest.json()["statusCode"] == 503
+    assert rest.json()["multiValueHeaders"]["Retry-After"] == ["60"]
+    direct = function.invoke(json.dumps(load("direct-single.json")).encode())
+    assert direct.json()["error"]["type"] == "model_unavailable"
+    assert (
+        "(DownloadFailed)" in direct.json()["error"]["message"]
+    )  # the refused connection, not something else
