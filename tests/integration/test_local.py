@@ -66,7 +66,7 @@ def test_parameters_targets_and_overrides(tmp_path: Path) -> None:
         target="onnx",
         parameters={"ModelBucket": "my-models", "LogLevel": "DEBUG"},
         env_file=env_file,
-        overrides={"MODEL_DIR": "/tmp/mine"},  # noqa: S108 - a path you give is used as it is
+        overrides={"MODEL_DIR": "/tmp/mine"},
         caller_env={
             "MODEL_S3_URI": "s3://from-your-shell/x/",
             "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",

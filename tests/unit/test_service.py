@@ -10,8 +10,8 @@ import pytest
 from handler import variants
 from handler.api.schemas import PredictRequest
 from handler.engine import QAEngine
-from handler.errors import LimitExceeded, ModelUnavailable, TimeBudgetExceeded
-from handler.service import EWMA_ALPHA, SAFETY_MARGIN_MS, QAService, TimeBudget
+from handler.errors import LimitExceeded, ModelUnavailable
+from handler.service import QAService
 from handler.settings import Settings
 from tests.fixtures.models import END_WORD, START_WORD
 
@@ -90,29 +90,3 @@ def test_a_model_that_failed_to_load_is_unavailable_with_the_reason() -> None:
 def test_limits(service: QAService, payload: dict[str, object], match: str) -> None:
     with pytest.raises(LimitExceeded, match=match):
         service.predict(request(**payload))
-
-
-def test_the_estimate_is_learned_from_measured_time_per_window(service: QAService) -> None:
-    assert service.budget.ms_per_window is None
-    service.predict(request(**{**LONG, "context": "the city by the lake " * 8}), remaining_ms=60_000)
-    assert service.budget.ms_per_window == pytest.approx(50.0)  # the fake clock: 50 ms per forward pass
-    service.budget.observe(windows=4, elapsed_ms=400.0)
-    assert service.budget.ms_per_window == pytest.approx(EWMA_ALPHA * 100 + (1 - EWMA_ALPHA) * 50)
-
-
-def test_work_that_cannot_finish_in_the_time_left_is_refused_before_it_starts(service: QAService) -> None:
-    service.budget.ms_per_window = 100.0
-    small = request(**{**LONG, "context": "the city by the lake " * 8})
-    windows = service.engine.encode(small.pairs(), small.params()).num_windows  # type: ignore[union-attr]
-    just_enough = int(windows * 100 + SAFETY_MARGIN_MS)
-    with pytest.raises(TimeBudgetExceeded, match=f"{windows} windows"):
-        service.predict(small, remaining_ms=just_enough - 1)
-    assert service.budget.ms_per_window == 100.0  # a refusal teaches nothing
-    service.predict(small, remaining_ms=just_enough)
-
-
-def test_no_deadline_or_no_estimate_means_no_refusal() -> None:
-    TimeBudget().check(10_000, remaining_ms=1)
-    TimeBudget(ms_per_window=1e6).check(10_000, remaining_ms=None)
-    with pytest.raises(TimeBudgetExceeded):
-        TimeBudget(ms_per_window=1.0).check(1, remaining_ms=SAFETY_MARGIN_MS)
