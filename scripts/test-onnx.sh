@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The tests that must pass on the ONNX image's interpreter: Python 3.12 in a virtualenv (.venv-onnx) holding
+# requirements-onnx.txt (what the onnx image installs) and requirements-test.txt, and no torch or
+# transformers. Runs the torch-free tests: tests/unit and the onnx image's serving path. Idempotent: the
+# venv is reused, and reinstalled only when those requirement files change. Extra arguments go to pytest.
+# The interpreter: $PYTHON312 if set, else pyenv's 3.12, else python3.12 on PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv-onnx
+REQUIREMENTS=(requirements-onnx.txt requirements-test.txt)
+TESTS=(tests/unit tests/integration/test_onnx_image.py)
+NOT_IN_IMAGE=(torch transformers)
+
+is_python312() {
+  "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' >/dev/null 2>&1
+}
+
+python=""
+for candidate in "${PYTHON312:-}" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python python3.12; do
+  if [ -n "$candidate" ] && is_python312 "$candidate"; then
+    python="$candidate"
+    break
+  fi
+done
+if [ -z "$python" ]; then
+  echo "error: no Python 3.12 found (the onnx image runs 3.12). Install it (e.g. \`pyenv install 3.12\`)" \
+    "or set PYTHON312=/path/to/python3.12." >&2
+  exit 1
+fi
+
+if ! { [ -x "$VENV/bin/python" ] && is_python312 "$VENV/bin/python"; }; then
+  echo "==> creating $VENV with $("$python" --version) ($python)"
+  rm -rf "$VENV"
+  "$python" -m venv "$VENV"
+fi
+stamp="$VENV/.requirements.sha256"
+wanted="$(cat "${REQUIREMENTS[@]}" | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "==> installing ${REQUIREMENTS[*]} into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]/#/--requirement=}"
+  "$VENV/bin/python" -m pip check
+  echo "$wanted" > "$stamp"
+else
+  echo "==> $VENV is up to date with ${REQUIREMENTS[*]}"
+fi
+for module in "${NOT_IN_IMAGE[@]}"; do
+  if "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$module') is None)"; then
+    echo "error: $module is installed in $VENV, but the onnx image must run without it:" \
+      "something in ${REQUIREMENTS[*]} pulls it in" >&2
+    exit 1
+  fi
+done
+echo "==> pytest on $("$VENV/bin/python" --version), without ${NOT_IN_IMAGE[*]}: ${TESTS[*]}"
+exec "$VENV/bin/python" -m pytest "${TESTS[@]}" "$@"
