@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +23,20 @@ from tests.fixtures.sam import run_with_sam
 IMAGE_PARAMETERS = ("ImageVariant", "Architecture")
 
 
-def read_config(project: Path) -> dict[str, Any]:
-    return json.loads(run_with_sam("sam_config.py", str(project)))
+SCRIPT = ROOT / "scripts" / "samconfig.py"
 
 
-def drift(config: dict[str, Any]) -> list[str]:
-    """Commands whose template parameters differ from `sam build`'s."""
-    commands = config["commands"]
-    build = commands["build"]["parameter_overrides"]
-    return [name for name, options in commands.items() if options["parameter_overrides"] != build]
+def read_config(project: Path, *args: str) -> tuple[dict[str, Any], subprocess.CompletedProcess[str]]:
+    result = run_with_sam(SCRIPT, *args, str(project))
+    assert result.stdout, result.stderr
+    return json.loads(result.stdout), result
 
 
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
-    return read_config(ROOT)
+    config, result = read_config(ROOT, "--check")
+    assert result.returncode == 0, result.stderr
+    return config
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def parameters() -> dict[str, Any]:
 
 
 def test_every_command_sees_the_same_template_parameters(config: dict[str, Any], parameters: dict) -> None:
-    assert drift(config) == []
+    assert config["drift"] == []
     overrides = config["commands"]["build"]["parameter_overrides"]
     assert set(overrides) <= set(parameters), "a name that is not a template parameter is a typo"
     required = {name for name, spec in parameters.items() if "Default" not in spec}
@@ -67,7 +68,10 @@ def test_guided_style_drift_is_detected(tmp_path: Path) -> None:
         'ModelBucket=my-models ModelPrefix=models/roberta-base-squad2/"\n',
     )
     (tmp_path / "samconfig.toml").write_text(config)
-    assert drift(read_config(tmp_path)) == ["deploy"]
+    drifted, result = read_config(tmp_path, "--check")
+    assert drifted["drift"] == ["deploy"]
+    assert result.returncode == 1
+    assert "deploy would use other template parameters" in result.stderr
 
 
 def test_local_invoke_resolves_the_model_location_from_the_shared_list(config: dict[str, Any]) -> None:
