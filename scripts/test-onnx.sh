@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The tests that must pass on the ONNX image's interpreter: Python 3.12 in a virtualenv (.venv-onnx) holding
-# requirements-onnx.txt (what the onnx image installs) and requirements-test.txt, and no torch or
-# transformers. Runs the torch-free tests: tests/unit and the onnx image's serving path. Idempotent: the
-# venv is reused, and reinstalled only when those requirement files change. Extra arguments go to pytest.
+# exactly what the onnx image installs (requirements-onnx.lock, hash-checked) plus the test tools
+# (requirements-test.txt, held to the lock's versions), and no torch or transformers. Runs the torch-free
+# tests: tests/unit and the onnx image's serving path. Idempotent: the venv is reused, and reinstalled only
+# when those files change. Extra arguments go to pytest.
 # The interpreter: $PYTHON312 if set, else pyenv's 3.12, else python3.12 on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv-onnx
-REQUIREMENTS=(requirements-onnx.txt requirements-test.txt)
+LOCK=requirements-onnx.lock
+TOOLS=requirements-test.txt
 TESTS=(tests/unit tests/integration/test_onnx_image.py)
 NOT_IN_IMAGE=(torch transformers)
 
@@ -28,25 +30,28 @@ if [ -z "$python" ]; then
   exit 1
 fi
 
-if ! { [ -x "$VENV/bin/python" ] && is_python312 "$VENV/bin/python"; }; then
+stamp="$VENV/.installed.sha256"
+wanted="$( (cat "$LOCK" "$TOOLS"; "$python" --version) | sha256sum | cut -d' ' -f1)"
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+  echo "==> $VENV is up to date with $LOCK and $TOOLS"
+else
+  # From scratch whenever the files change, so nothing the lock no longer lists stays behind.
   echo "==> creating $VENV with $("$python" --version) ($python)"
   rm -rf "$VENV"
   "$python" -m venv "$VENV"
-fi
-stamp="$VENV/.requirements.sha256"
-wanted="$(cat "${REQUIREMENTS[@]}" | sha256sum | cut -d' ' -f1)"
-if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
-  echo "==> installing ${REQUIREMENTS[*]} into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]/#/--requirement=}"
+  pip=("$VENV/bin/python" -m pip install --quiet --disable-pip-version-check)
+  echo "==> installing $LOCK into $VENV (what the onnx image installs)"
+  "${pip[@]}" --no-deps --require-hashes --only-binary=:all: --requirement="$LOCK"
+  echo "==> installing $TOOLS into $VENV, at the versions $LOCK pins"
+  sed -nE 's/^([A-Za-z0-9][^ ]*==[^ ]+).*/\1/p' "$LOCK" > "$VENV/lock-pins.txt" # a constraint may hold no hashes
+  "${pip[@]}" --requirement="$TOOLS" --constraint="$VENV/lock-pins.txt"
   "$VENV/bin/python" -m pip check
   echo "$wanted" > "$stamp"
-else
-  echo "==> $VENV is up to date with ${REQUIREMENTS[*]}"
 fi
 for module in "${NOT_IN_IMAGE[@]}"; do
   if "$VENV/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$module') is None)"; then
     echo "error: $module is installed in $VENV, but the onnx image must run without it:" \
-      "something in ${REQUIREMENTS[*]} pulls it in" >&2
+      "something in $LOCK or $TOOLS pulls it in" >&2
     exit 1
   fi
 done

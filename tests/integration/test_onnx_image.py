@@ -1,6 +1,6 @@
 """The ONNX image's serving path end to end, on whatever interpreter runs the tests.
 
-scripts/test-onnx.sh runs this on the image's Python (3.12) in a virtualenv holding requirements-onnx.txt and
+scripts/test-onnx.sh runs this on the image's Python (3.12) in a virtualenv holding requirements-onnx.lock and
 the test tools only, so torch and transformers are not even installed; here they are also blocked from being
 imported, so the same test holds in the full dev environment. A model built without torch is published to a
 local S3 with a manifest, and a fresh process initialises handler.app as the onnx image does and answers.
