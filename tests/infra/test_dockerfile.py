@@ -9,10 +9,7 @@ baked in unless asked for.
 from __future__ import annotations
 
 import importlib
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import dockerfile as docker_parser
@@ -20,6 +17,7 @@ import pytest
 
 from tests.fixtures import ROOT
 from tests.fixtures.dockerfile import BASE_IMAGE, RUNTIME_TARGETS, Dockerfile, pairs, parse_dockerfile
+from tests.fixtures.requirements import locked
 
 
 @pytest.fixture(scope="module")
@@ -61,69 +59,7 @@ def test_each_target_runs_the_backend_it_installs(dockerfile: Dockerfile) -> Non
     assert dockerfile.env("default")["QA_BACKEND"] == "onnx", "a build without --target: what deploys"
     onnx_copies = [s for i in dockerfile.instructions("onnx") if i.cmd == "COPY" for s in _copy_sources(i)]
     assert onnx_copies == ["requirements-onnx.lock", "handler/"], "the ONNX image installs no torch set"
-    assert not {"torch", "transformers"} & set(_lock_pins(ROOT / "requirements-onnx.lock"))
-
-
-_IMPORT_WITHOUT = """
-import importlib, importlib.abc, sys
-
-blocked, (module, attribute) = set(sys.argv[1].split(",")), sys.argv[2].rsplit(".", 1)
-
-
-class NotInImage(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in blocked:
-            raise ModuleNotFoundError(f"{name} is not installed in this image")
-
-
-sys.meta_path.insert(0, NotInImage())
-assert callable(getattr(importlib.import_module(module), attribute))
-print(sorted(name for name in sys.modules if name.split(".")[0] in blocked))
-"""
-
-
-def _requirement_names(path: Path) -> set[str]:
-    """Names a requirements file pins, following its `-r` includes."""
-    names: set[str] = set()
-    for line in (line.split("#")[0].strip() for line in path.read_text().splitlines()):
-        if line.startswith("-r "):
-            names |= _requirement_names(path.parent / line[3:].strip())
-        elif line and not line.startswith("-"):
-            names.add(re.split(r"[=<>~!\[; ]", line)[0].lower())
-    return names
-
-
-def _lock_pins(path: Path) -> dict[str, str]:
-    return dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+)", path.read_text(), re.MULTILINE))
-
-
-def test_onnx_image_entry_point_needs_neither_torch_nor_transformers(
-    dockerfile: Dockerfile, tmp_path: Path
-) -> None:
-    """The onnx target installs the ONNX set only: its CMD must import without the torch-only packages."""
-    torch_only = _requirement_names(ROOT / "requirements.txt") - _requirement_names(
-        ROOT / "requirements-onnx.txt"
-    )
-    assert {"torch", "transformers"} <= torch_only
-    (tmp_path / "config.json").write_text("{}")  # a model directory without weights: init logs it, carries on
-    env = {
-        **os.environ,
-        "QA_BACKEND": dockerfile.env("onnx")["QA_BACKEND"],
-        "MODEL_LOCAL_PATH": str(tmp_path),
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("MODEL_S3_URI", None)
-    result = subprocess.run(
-        [sys.executable, "-c", _IMPORT_WITHOUT, ",".join(torch_only), dockerfile.cmd("onnx")[0]],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert not {"torch", "transformers"} & set(locked(ROOT / "requirements-onnx.lock"))
 
 
 def test_copied_files_exist_and_pass_dockerignore(dockerfile: Dockerfile) -> None:
@@ -229,7 +165,7 @@ def test_torch_is_the_cpu_build_in_its_own_layer(dockerfile: Dockerfile) -> None
     ]
     copied = [s for i in before if i.cmd == "COPY" for s in _copy_sources(i)]
     assert copied == [pin_file], "a change to any other file must not invalidate torch's layer"
-    assert "torch" not in _lock_pins(ROOT / "requirements.lock"), "torch comes from the CPU index, not PyPI"
+    assert "torch" not in locked(ROOT / "requirements.lock"), "torch comes from the CPU index, not PyPI"
 
 
 @pytest.mark.parametrize("target", [*RUNTIME_TARGETS, "baked"])

@@ -8,42 +8,15 @@ the script would build an image with other versions than the ones tested: this f
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.fixtures import ROOT
+from tests.fixtures.requirements import locked, pins
 
 LOCKS = {"requirements-onnx.lock": "requirements-onnx.txt", "requirements.lock": "requirements.txt"}
 FROM_ELSEWHERE = {"torch"}  # the torch image installs it from PyTorch's CPU index (requirements-torch.txt)
 CUDA_ONLY = re.compile(r"^(nvidia-|cuda-|triton$)")
-
-
-def _name(raw: str) -> str:
-    return re.sub(r"[-_.]+", "-", raw).lower()
-
-
-def pins(path: Path) -> dict[str, str]:
-    """``name==version`` pins of a requirements file, following its ``-r`` includes."""
-    found: dict[str, str] = {}
-    for line in (line.split("#")[0].strip() for line in path.read_text().splitlines()):
-        if line.startswith("-r "):
-            found |= pins(path.parent / line[3:].strip())
-        elif line:
-            match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==(\S+)", line)
-            assert match, f"{path.name}: {line!r} is not an exact pin (name==version)"
-            found[_name(match[1])] = match[3]
-    return found
-
-
-def locked(path: Path) -> dict[str, tuple[str, list[str]]]:
-    """name -> (version, sha256 hashes) of a lock file."""
-    entries: dict[str, tuple[str, list[str]]] = {}
-    for block in re.split(r"\n(?=[A-Za-z0-9])", path.read_text()):
-        match = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", block)
-        if match:
-            entries[_name(match[1])] = (match[2], re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
-    return entries
 
 
 @pytest.mark.parametrize(("lock", "source"), LOCKS.items())
