@@ -31,7 +31,9 @@ if [ -z "$python" ]; then
 fi
 
 stamp="$VENV/.installed.sha256"
-wanted="$( (cat "$LOCK" "$TOOLS"; "$python" --version) | sha256sum | cut -d' ' -f1)"
+wanted="$("$python" -c 'import hashlib, sys
+print(hashlib.sha256(sys.version.encode() + b"".join(open(f, "rb").read() for f in sys.argv[1:])).hexdigest())' \
+  "$LOCK" "$TOOLS")"
 if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
   echo "==> $VENV is up to date with $LOCK and $TOOLS"
 else
