@@ -1,16 +1,19 @@
 # Extractive-QA Lambda function as a container image. One runtime target per inference backend:
-#   torch (also the default target)       docker buildx build --provenance=false --target torch -t qa:torch .
-#   onnx  (no torch/transformers, small)  docker buildx build --provenance=false --target onnx  -t qa:onnx .
+#   onnx  (the default: ONNX Runtime only, fits Lambda's 10 s init)  docker buildx build --provenance=false --target onnx -t qa:onnx .
+#   torch (transformers on PyTorch CPU, the reference)               docker buildx build --provenance=false --target torch -t qa:torch .
 # Each target sets QA_BACKEND, so an image always runs the backend it carries. No model is baked in: the
 # function downloads it from S3 at init (MODEL_S3_URI). Optional, for users who want no S3 at run time:
 #   docker buildx build --provenance=false --target baked --build-arg VARIANT=onnx --build-arg MODEL_SRC=model .
 # copies a model directory (Hugging Face layout, or a copy of a published prefix) from the build context;
-# .dockerignore admits `model/` for that. BuildKit builds only the stages the chosen target needs.
+# .dockerignore admits `model/` for that. Needs BuildKit (COPY --chmod; `sam build` with use_buildkit), which
+# builds only the stages the chosen target needs.
+# Dependencies come from lock files (every package pinned, every file's sha256: bash scripts/lock.sh) as
+# wheels only; torch alone comes from PyTorch's CPU index, pinned in requirements-torch.txt.
 
 # The runtime stage `baked` extends (torch | onnx): declared before the first FROM so that FROM can use it.
-ARG VARIANT=torch
+ARG VARIANT=onnx
 
-# ---- deps shared by both variants: the ONNX runtime set (no torch) --------------------------------------
+# ---- shared base: the Lambda Python runtime and where libraries may write -------------------------------
 FROM public.ecr.aws/lambda/python:3.12 AS runtime-base
 
 # Lambda's filesystem is read-only except /tmp: every cache a library may write goes there. The model is
@@ -24,40 +27,39 @@ ENV HF_HOME=/tmp/huggingface \
 
 WORKDIR ${LAMBDA_TASK_ROOT}
 
-# Dependency layers first: they change rarely, so code edits rebuild only the last, small layer.
-COPY requirements-onnx.txt ./
-RUN pip install --no-cache-dir -r requirements-onnx.txt
-
 # ---- onnx: ONNX Runtime only (QA_BACKEND=onnx never imports torch or transformers) -----------------------
 FROM runtime-base AS onnx
+# Dependency layer first: it changes rarely, so code edits rebuild only the last, small layers.
+COPY requirements-onnx.lock ./
+RUN pip install --no-cache-dir --no-deps --require-hashes --only-binary=:all: -r requirements-onnx.lock
 ENV QA_BACKEND=onnx
-COPY handler/ ./handler/
+# Readable by the non-root user Lambda runs the function as, whatever the mode of the files in the checkout.
+COPY --chmod=755 handler/ ./handler/
 # Bytecode compiled at build time: /var/task is read-only on Lambda, so it could not be cached at init.
 RUN python -m compileall -q handler
 CMD ["handler.app.lambda_handler"]
 
-# ---- torch: adds CPU-only torch + transformers on top of the shared deps ---------------------------------
+# ---- torch: CPU-only torch + transformers on top of the ONNX runtime set ---------------------------------
 FROM runtime-base AS torch
 # PyTorch's CPU wheel index: PyPI's Linux torch wheels pull GBs of CUDA libraries a Lambda cannot use.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-COPY requirements.txt ./
-# torch alone from the CPU index (its version taken from requirements.txt, the single pin), without deps;
-# then everything else, torch's own dependencies included, from PyPI: the installed torch satisfies the pin.
-RUN grep -E '^torch==' requirements.txt > /tmp/torch-pin.txt \
-    && pip install --no-cache-dir --no-deps --index-url "${TORCH_INDEX_URL}" -r /tmp/torch-pin.txt \
-    && pip install --no-cache-dir -r requirements.txt \
-    && rm /tmp/torch-pin.txt
+# torch alone, in its own layer (only its own pin file is copied), so a change to any other pin does not
+# download it again; its dependencies are in requirements.lock.
+COPY requirements-torch.txt ./
+RUN pip install --no-cache-dir --no-deps --only-binary=:all: --index-url "${TORCH_INDEX_URL}" -r requirements-torch.txt
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --no-deps --require-hashes --only-binary=:all: -r requirements.lock
 ENV QA_BACKEND=torch
-COPY handler/ ./handler/
+COPY --chmod=755 handler/ ./handler/
 RUN python -m compileall -q handler
 CMD ["handler.app.lambda_handler"]
 
 # ---- baked (optional): a runtime stage plus a model directory, so the function needs no S3 --------------
 FROM ${VARIANT} AS baked
 ARG MODEL_SRC=model
-COPY ${MODEL_SRC}/ /opt/model/
+COPY --chmod=755 ${MODEL_SRC}/ /opt/model/
 ENV MODEL_LOCAL_PATH=/opt/model
 CMD ["handler.app.lambda_handler"]
 
-# ---- default target (a build without --target): the torch image ------------------------------------------
-FROM torch AS default
+# ---- default target (a build without --target): the onnx image, as deployed by default -------------------
+FROM onnx AS default

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv with everything the project needs for development, tests and the local demo.
 # pip runs only when a requirements file changed since the last successful install (a stamp in .venv).
-# torch is pinned (requirements.txt: torch==2.13.0); Linux users who want the small CPU-only wheel can run
+# torch is pinned in requirements-torch.txt; Linux users who want the small CPU-only wheel can run
 #   PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu bash scripts/setup.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (.venv, SAM CLI in .sam-venv), then lints and runs pytest.
-# Extra arguments go to pytest, e.g. `bash scripts/test.sh -k engine`.
+# The test command: installs what the tests need (.venv, SAM CLI in .sam-venv), lints, runs pytest, then the
+# torch-free tests again on the onnx image's Python 3.12 (scripts/test-onnx.sh, its own .venv-onnx).
+# Extra arguments go to the first pytest run, e.g. `bash scripts/test.sh -k engine`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -8,5 +9,7 @@ bash scripts/install-sam.sh
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "==> pytest"
+echo "==> pytest on $(.venv/bin/python --version) (.venv)"
 .venv/bin/python -m pytest "$@"
+echo "==> the onnx image's tests on its Python (scripts/test-onnx.sh)"
+bash scripts/test-onnx.sh

@@ -36,6 +36,7 @@ _DENIED = frozenset(
     {"AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
      "InvalidToken"}
 )  # fmt: skip
+_MISSING = frozenset({"NoSuchKey", "404"})
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,14 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+def is_denied(exc: ClientError) -> bool:
+    return error_code(exc) in _DENIED
+
+
+def is_missing(exc: ClientError) -> bool:
+    return error_code(exc) in _MISSING
+
+
 def client_error(exc: ClientError, uri: str) -> ModelStoreError:
     code = error_code(exc)
     bucket = uri.removeprefix("s3://").split("/", 1)[0]
@@ -97,7 +106,7 @@ def client_error(exc: ClientError, uri: str) -> ModelStoreError:
             f"access denied reading {uri} ({code}); grant the execution role s3:GetObject on "
             f"arn:aws:s3:::{bucket}/<prefix>* and s3:ListBucket on arn:aws:s3:::{bucket}"
         )
-    if code in ("NoSuchKey", "404"):
+    if code in _MISSING:
         return ObjectMissing(f"{uri} is listed in the manifest but missing; re-run `{PUBLISH_COMMAND}`")
     return DownloadFailed(f"S3 error {code or 'unknown'} reading {uri}: {exc}")
 

@@ -23,6 +23,7 @@ from handler.settings import Settings
 from handler.store import cache
 from handler.store.errors import (
     PUBLISH_COMMAND,
+    AccessDenied,
     InvalidManifest,
     ManifestMissing,
     ModelStoreError,
@@ -30,7 +31,15 @@ from handler.store.errors import (
     UnsafeKey,
 )
 from handler.store.manifest import MANIFEST_NAME, Manifest, ManifestError, UnsafeKeyError
-from handler.store.s3 import S3Location, client_error, error_code, make_client, transport_error
+from handler.store.s3 import (
+    S3Location,
+    client_error,
+    error_code,
+    is_denied,
+    is_missing,
+    make_client,
+    transport_error,
+)
 
 if TYPE_CHECKING:
     from boto3.s3.transfer import TransferConfig
@@ -154,22 +163,24 @@ def warm_from_settings(settings: Settings) -> WarmupReport:
 def _fetch_manifest(client: BaseClient, location: S3Location) -> bytes:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    uri = location.uri(MANIFEST_NAME)
+    uri, manifest_key = location.uri(MANIFEST_NAME), location.key(MANIFEST_NAME)
     try:
-        return client.get_object(Bucket=location.bucket, Key=location.key(MANIFEST_NAME))["Body"].read()
+        return client.get_object(Bucket=location.bucket, Key=manifest_key)["Body"].read()
     except ClientError as exc:
-        if error_code(exc) not in ("NoSuchKey", "404"):
+        if not (is_missing(exc) or is_denied(exc)):
             raise client_error(exc, uri) from exc
+        failure = exc
     except (BotoCoreError, OSError) as exc:
         raise transport_error(exc, uri, client) from exc
-    # No manifest: tell "nothing published" from "publish incomplete or not ours".
-    try:
-        listing = client.list_objects_v2(Bucket=location.bucket, Prefix=location.prefix, MaxKeys=1)
-    except ClientError as exc:
-        raise client_error(exc, uri) from exc
-    except (BotoCoreError, OSError) as exc:
-        raise transport_error(exc, uri, client) from exc
-    if not listing.get("KeyCount", 0):
+    # S3 answers 403, not 404, for a missing key when the caller may not list the whole bucket. The execution
+    # role may list under the prefix, so a listing tells a missing manifest from a refused read.
+    if is_denied(failure) and _first_key(client, location, manifest_key, uri) == manifest_key:
+        raise AccessDenied(
+            f"access denied reading {uri} ({error_code(failure)}) although it exists: grant the execution "
+            f"role s3:GetObject on arn:aws:s3:::{location.bucket}/{location.prefix}*, and kms:Decrypt on "
+            "the bucket's KMS key if it uses one"
+        ) from failure
+    if _first_key(client, location, location.prefix, uri) is None:
         raise PrefixEmpty(
             f"nothing is published under {location.uri()}; check MODEL_S3_URI or publish the model with "
             f"`{PUBLISH_COMMAND} MODEL {location.uri()}`"
@@ -178,6 +189,20 @@ def _fetch_manifest(client: BaseClient, location: S3Location) -> bytes:
         f"{uri} is missing although {location.uri()} holds objects: a publish was interrupted or the files "
         f"were not uploaded by the publish tooling; re-run `{PUBLISH_COMMAND} MODEL {location.uri()}`"
     )
+
+
+def _first_key(client: BaseClient, location: S3Location, key_prefix: str, uri: str) -> str | None:
+    """The first key starting with ``key_prefix`` (a prefix-scoped ListObjectsV2), None if there is none."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        listing = client.list_objects_v2(Bucket=location.bucket, Prefix=key_prefix, MaxKeys=1)
+    except ClientError as exc:
+        raise client_error(exc, uri) from exc
+    except (BotoCoreError, OSError) as exc:
+        raise transport_error(exc, uri, client) from exc
+    contents = listing.get("Contents") or [{}]
+    return contents[0].get("Key")
 
 
 def _parse_manifest(raw: bytes, location: S3Location | None) -> Manifest:

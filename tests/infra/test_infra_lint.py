@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures import ROOT
+from tests.fixtures.sam import SAM_INSTALL, SAM_VENV
 
-SAM_VENV = Path(os.environ.get("SAM_VENV", ROOT / ".sam-venv"))
 DEV_INSTALL = "pip install -r requirements-dev.txt"
-SAM_INSTALL = "bash scripts/install-sam.sh"
 CLOSED_PORT = "http://127.0.0.1:9"  # discard port, nothing listens: a network attempt fails fast
 
 

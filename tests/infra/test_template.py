@@ -1,24 +1,26 @@
-"""template.yaml, read as data: what the stack grants, sizes and exposes.
+"""template.yaml: what the stack grants, sizes and exposes, as written and as SAM's translator deploys it.
 
-cfn-lint and `sam validate` (tests/test_infra_lint.py) check that it is valid; these tests check the
-project's decisions: least-privilege S3 access, sizing defaults, the API contract and its auth switch, and
-that the pieces agree with each other (Dockerfile targets, handler settings, samconfig.toml).
+cfn-lint and `sam validate` (tests/infra/test_infra_lint.py) check that it is valid; these tests check the
+project's decisions: least-privilege S3 access, sizing defaults, one API stage, IAM auth with an optional
+API key, the handler's routes, the pre-traffic gate on the live alias, log retention, and that the pieces
+agree with each other (Dockerfile targets, handler settings).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cfnlint.decode import decode_str
 
+from handler.api.http import ROUTES
 from handler.settings import Settings
 from tests.fixtures import ROOT
 from tests.fixtures.dockerfile import RUNTIME_TARGETS, parse_dockerfile
+from tests.fixtures.sam import IMAGE_URI, Deployed, translate
 
 API_GATEWAY_TIMEOUT_S = 29  # REST API integration timeout (default quota)
 MB_PER_VCPU = 1769  # Lambda allocates CPU in proportion to memory
@@ -34,8 +36,19 @@ def template() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def function(template: dict[str, Any]) -> dict[str, Any]:
-    (name,) = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"]
+    """The QA function (the other function is the pre-traffic hook)."""
+    (name,) = [
+        k
+        for k, v in template["Resources"].items()
+        if v["Type"] == "AWS::Serverless::Function" and v["Properties"].get("PackageType") == "Image"
+    ]
     return template["Resources"][name]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Deployed:
+    """The stack a `sam deploy` with the default parameters creates."""
+    return translate()
 
 
 @pytest.fixture(scope="module")
@@ -148,42 +161,71 @@ def test_model_prefix_makes_a_valid_model_uri(template: dict[str, Any]) -> None:
 
 
 def _routes(api: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    paths = api["DefinitionBody"]["paths"]
+    paths = api["DefinitionBody"]["paths"] if "DefinitionBody" in api else api["Body"]["paths"]
     return {(path, method): spec for path, methods in paths.items() for method, spec in methods.items()}
 
 
-def test_api_serves_predict_and_health_through_the_function_alias(api: dict[str, Any]) -> None:
-    routes = _routes(api)
-    assert set(routes) == {("/predict", "post"), ("/health", "get")}
+def test_api_has_a_single_stage(stack: Deployed) -> None:
+    """SAM adds a stage named "Stage" beside the declared one unless OpenApiVersion is set; it would bypass
+    the stage's throttling and settings."""
+    (stage,) = stack.of_type("AWS::ApiGateway::Stage").values()
+    assert stage["Properties"]["StageName"] == {"Ref": "StageName"}
+    for deployment in stack.of_type("AWS::ApiGateway::Deployment").values():
+        assert "StageName" not in deployment["Properties"]
+
+
+def test_api_routes_are_the_handlers_routes_through_the_live_alias(stack: Deployed) -> None:
+    (api,) = stack.of_type("AWS::ApiGateway::RestApi").values()
+    routes = _routes(api["Properties"])
+    assert set(routes) == {(path, m.lower()) for path, methods in ROUTES.items() for m in methods}
+    alias = next(iter(stack.of_type("AWS::Lambda::Alias")))
+    permitted = set()
+    for permission in stack.of_type("AWS::Lambda::Permission").values():
+        props = permission["Properties"]
+        assert props["Principal"] == "apigateway.amazonaws.com"
+        assert props["FunctionName"] == {"Ref": alias}, "the API may invoke the live alias only"
+        method, path = re.fullmatch(r".*:\$\{QaApi\}/\*/(\w+)(/.*)", props["SourceArn"]["Fn::Sub"]).groups()
+        permitted.add((path, method.lower()))
+    assert permitted == set(routes), "each route, and only the routes, may invoke the function"
     for spec in routes.values():
         integration = spec["x-amazon-apigateway-integration"]
         assert integration["type"] == "aws_proxy"
         assert integration["httpMethod"] == "POST"  # Lambda proxy integrations are always POSTed
-        assert "/functions/${QaFunctionAliaslive}/invocations" in integration["uri"]["Fn::Sub"]
+        assert f"/functions/${{{alias}}}/invocations" in integration["uri"]["Fn::Sub"]
 
 
-def test_api_auth_is_iam_or_api_key_by_parameter(template: dict[str, Any], api: dict[str, Any]) -> None:
-    assert sorted(template["Parameters"]["ApiAuth"]["AllowedValues"]) == ["API_KEY", "IAM"]
-    schemes = api["DefinitionBody"]["securityDefinitions"]
+def test_every_route_requires_sigv4_and_no_api_key_by_default(stack: Deployed) -> None:
+    (api,) = stack.of_type("AWS::ApiGateway::RestApi").values()
+    schemes = api["Properties"]["Body"]["securityDefinitions"]
     assert schemes["sigv4"]["x-amazon-apigateway-authtype"] == "awsSigv4"
-    assert schemes["api_key"] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
-    for spec in _routes(api).values():
-        condition, if_true, if_false = spec["security"]["Fn::If"]
-        assert template["Conditions"][condition] == {"Fn::Equals": [{"Ref": "ApiAuth"}, "IAM"]}
-        assert (if_true, if_false) == ([{"sigv4": []}], [{"api_key": []}])
-    assert api["AlwaysDeploy"] is True, "SAM cannot see an auth change through Fn::If: redeploy every update"
+    for spec in _routes(api["Properties"]).values():
+        assert spec["security"] == [{"sigv4": []}]
+    assert not stack.of_type("AWS::ApiGateway::ApiKey")
+    assert not stack.of_type("AWS::ApiGateway::UsagePlan")
 
 
-def test_api_key_mode_creates_a_throttled_usage_plan(template: dict[str, Any]) -> None:
-    by_type = {v["Type"]: v for v in template["Resources"].values()}
-    plan = by_type["AWS::ApiGateway::UsagePlan"]
+def test_an_api_key_meters_callers_on_top_of_sigv4() -> None:
+    stack = translate(ApiKeyRequired="true")
+    (api,) = stack.of_type("AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["Body"]["securityDefinitions"]["api_key"] == {
+        "type": "apiKey",
+        "name": "x-api-key",
+        "in": "header",
+    }
+    for spec in _routes(api["Properties"]).values():
+        assert spec["security"] == [{"sigv4": [], "api_key": []}], "both required: SigV4 AND the key"
+    (plan,) = stack.of_type("AWS::ApiGateway::UsagePlan").values()
     assert plan["Properties"]["Throttle"] == {
         "RateLimit": {"Ref": "ThrottleRateLimit"},
         "BurstLimit": {"Ref": "ThrottleBurstLimit"},
     }
-    for kind in ("UsagePlan", "ApiKey", "UsagePlanKey"):
-        condition = by_type[f"AWS::ApiGateway::{kind}"]["Condition"]
-        assert template["Conditions"][condition] == {"Fn::Equals": [{"Ref": "ApiAuth"}, "API_KEY"]}
+    (plan_key,) = stack.of_type("AWS::ApiGateway::UsagePlanKey").values()
+    (key,) = stack.of_type("AWS::ApiGateway::ApiKey")
+    assert plan_key["Properties"]["KeyId"] == {"Ref": key}
+
+
+def test_api_redeploys_on_every_update(api: dict[str, Any]) -> None:
+    assert api["AlwaysDeploy"] is True, "SAM cannot see an ApiKeyRequired change through Fn::If"
 
 
 def test_stage_is_throttled(api: dict[str, Any]) -> None:
@@ -193,11 +235,47 @@ def test_stage_is_throttled(api: dict[str, Any]) -> None:
     assert setting["ThrottlingBurstLimit"] == {"Ref": "ThrottleBurstLimit"}
 
 
-def test_api_may_invoke_only_its_two_routes(template: dict[str, Any]) -> None:
-    permissions = [v for v in template["Resources"].values() if v["Type"] == "AWS::Lambda::Permission"]
-    arns = sorted(p["Properties"]["SourceArn"]["Fn::Sub"].rsplit(":", 1)[1] for p in permissions)
-    assert arns == ["${QaApi}/*/GET/health", "${QaApi}/*/POST/predict"]
-    assert all(p["Properties"]["Principal"] == "apigateway.amazonaws.com" for p in permissions)
+def test_the_live_alias_moves_only_after_the_pre_traffic_hook(stack: Deployed) -> None:
+    """CloudFormation is the alias's one owner; CodeDeploy runs the hook against the new version first."""
+    (alias,) = stack.of_type("AWS::Lambda::Alias").values()
+    update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+    hook_name = update["BeforeAllowTrafficHook"]["Ref"]
+    hook = stack.resources[hook_name]["Properties"]
+    # SAM's CodeDeploy service role may invoke only functions whose names start with CodeDeployHook_.
+    assert hook["FunctionName"]["Fn::Sub"].startswith("CodeDeployHook_")
+    target = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
+    assert hook["Environment"]["Variables"]["NEW_VERSION"] == {"Ref": target}, "the hook tests what goes live"
+    assert update["DeploymentGroupName"]["Ref"] in stack.of_type("AWS::CodeDeploy::DeploymentGroup")
+    assert alias["Properties"]["Name"] == "live"
+
+
+def _version(stack: Deployed) -> str:
+    ((name, _),) = [
+        (k, v) for k, v in stack.of_type("AWS::Lambda::Version").items() if k.startswith("QaFunction")
+    ]
+    return name
+
+
+def test_a_new_image_publishes_a_new_version_and_a_parameter_alone_does_not() -> None:
+    """What the README's "parameter-only changes" note says: SAM hashes parameter Refs unresolved."""
+    first = _version(translate())
+    assert _version(translate(image_uri=IMAGE_URI.replace("0123456789ab", "ba9876543210"))) != first
+    assert _version(translate(MemorySize="4096", LogLevel="DEBUG")) == first
+
+
+def test_logs_are_kept_for_the_retention_period(stack: Deployed, template: dict[str, Any]) -> None:
+    functions = stack.of_type("AWS::Lambda::Function")
+    assert len(functions) == 2
+    for function in functions.values():
+        group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert stack.resources[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert int(template["Parameters"]["LogRetentionDays"]["Default"]) > 0
+
+
+def test_the_default_image_fits_the_10_s_init(template: dict[str, Any]) -> None:
+    """torch takes ~13 s to the first answer on the README's benchmark, ONNX int8 ~3.4 s."""
+    assert template["Parameters"]["ImageVariant"]["Default"] == "onnx"
+    assert template["Parameters"]["OnnxPrecision"]["Default"] == "int8"
 
 
 def test_outputs_name_the_api_url_and_the_function(template: dict[str, Any]) -> None:
@@ -205,15 +283,3 @@ def test_outputs_name_the_api_url_and_the_function(template: dict[str, Any]) -> 
     assert {"ApiUrl", "FunctionName", "FunctionArn"} <= set(outputs)
     assert outputs["ApiUrl"]["Value"]["Fn::Sub"].startswith("https://${QaApi}.execute-api.")
     assert outputs["FunctionArn"]["Value"] == {"Fn::GetAtt": ["QaFunction", "Arn"]}
-
-
-def test_samconfig_builds_and_deploys_with_the_same_image_settings(template: dict[str, Any]) -> None:
-    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
-    overrides = dict(
-        pair.split("=", 1)
-        for pair in config["default"]["global"]["parameters"]["parameter_overrides"].split()
-    )
-    assert set(overrides) == {"ImageVariant", "Architecture"}
-    for name, value in overrides.items():
-        assert value in template["Parameters"][name]["AllowedValues"]
-    assert config["default"]["deploy"]["parameters"]["resolve_image_repos"] is True

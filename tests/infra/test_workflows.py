@@ -1,25 +1,25 @@
-"""The GitHub Actions workflows: what triggers them, what they run, and the deploy smoke test for real.
+"""The GitHub Actions workflows: what triggers them, what they run, and what the deploy may and may not do.
 
-Schema validity is checked by check-jsonschema (tests/test_infra_lint.py). Here: CI runs every linter and the
-tests; deploy uses OIDC, pushes by commit SHA, points Lambda at the digest, and its smoke-test step -- run
-below with a stand-in `aws` command -- fails on each kind of bad answer.
+Schema validity is checked by check-jsonschema (tests/infra/test_infra_lint.py). Here: CI runs every linter,
+the tests, and the onnx image's tests on Python 3.12; deploy runs only after a green CI run of main, behind a
+`production` environment, with OIDC credentials, through `sam build` + `sam deploy` (CloudFormation stays the
+only owner of the live alias), with flags this SAM CLI knows; every action is pinned to a commit SHA.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from tests.fixtures import ROOT
+from tests.fixtures.sam import SAM_INSTALL, SAM_VENV
 
 WORKFLOWS = ROOT / ".github" / "workflows"
+SHA_PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -28,12 +28,13 @@ def _load(name: str) -> dict[str, Any]:
     return workflow
 
 
-def _steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
-    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+def _steps(workflow: dict[str, Any], job: str | None = None) -> list[dict[str, Any]]:
+    jobs = [workflow["jobs"][job]] if job else workflow["jobs"].values()
+    return [step for j in jobs for step in j["steps"]]
 
 
-def _runs(workflow: dict[str, Any]) -> str:
-    return "\n".join(step.get("run", "") for step in _steps(workflow))
+def _runs(workflow: dict[str, Any], job: str | None = None) -> str:
+    return "\n".join(step.get("run", "") for step in _steps(workflow, job))
 
 
 @pytest.fixture(scope="module")
@@ -75,123 +76,106 @@ def test_ci_installs_torch_from_the_cpu_index(ci: dict[str, Any]) -> None:
     assert runs.index("download.pytorch.org") < runs.index("scripts/setup.sh"), "CPU torch before the rest"
 
 
-def test_deploy_runs_on_main_and_by_hand(deploy: dict[str, Any]) -> None:
-    assert deploy["on"]["push"]["branches"] == ["main"]
-    assert "workflow_dispatch" in deploy["on"]
+def test_ci_tests_the_onnx_image_on_its_python(ci: dict[str, Any]) -> None:
+    """The onnx image runs Python 3.12 (Dockerfile: public.ecr.aws/lambda/python:3.12) without torch."""
+    base = (ROOT / "Dockerfile").read_text()
+    image_python = re.search(r"public\.ecr\.aws/lambda/python:(3\.\d+)", base)[1]
+    (job,) = [name for name in ci["jobs"] if "bash scripts/test-onnx.sh" in _runs(ci, name)]
+    setup = next(s for s in _steps(ci, job) if s.get("uses", "").startswith("actions/setup-python@"))
+    assert setup["with"]["python-version"] == image_python
+    assert "scripts/setup.sh" not in _runs(ci, job), "that job must not install the torch dev environment"
+
+
+def test_deploy_runs_only_after_ci_passed_on_main(ci: dict[str, Any], deploy: dict[str, Any]) -> None:
+    assert set(deploy["on"]) == {"workflow_run"}, "no other trigger may bypass CI"
+    trigger = deploy["on"]["workflow_run"]
+    assert trigger["workflows"] == [ci["name"]]
+    assert trigger["types"] == ["completed"] and trigger["branches"] == ["main"]
+    (job,) = deploy["jobs"].values()
+    condition = " ".join(job["if"].split())
+    assert "github.event.workflow_run.conclusion == 'success'" in condition
+    assert "github.event.workflow_run.head_repository.full_name == github.repository" in condition, (
+        "a fork's pull request can have a branch called main"
+    )
+    assert "'pull_request'" not in condition
+    checkout = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/checkout@"))
+    assert checkout["with"]["ref"] == "${{ github.event.workflow_run.head_sha }}", "deploy what CI tested"
+
+
+def test_deploy_waits_for_the_production_environment(deploy: dict[str, Any]) -> None:
+    (job,) = deploy["jobs"].values()
+    assert job["environment"]["name"] == "production"
+    assert deploy["concurrency"]["cancel-in-progress"] is False
 
 
 def test_deploy_uses_oidc_and_no_stored_aws_keys(deploy: dict[str, Any]) -> None:
-    assert deploy["permissions"]["id-token"] == "write"
+    assert deploy["permissions"] == {"id-token": "write", "contents": "read"}
     (creds,) = [
         s for s in _steps(deploy) if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@")
     ]
     assert creds["with"]["role-to-assume"]
     assert not {"aws-access-key-id", "aws-secret-access-key"} & set(creds["with"])
-    text = (WORKFLOWS / "deploy.yml").read_text()
-    assert "secrets." not in text, "no long-lived credentials: everything comes from the OIDC role"
-    assert any(s.get("uses", "").startswith("aws-actions/amazon-ecr-login@") for s in _steps(deploy))
+    assert "secrets." not in (WORKFLOWS / "deploy.yml").read_text()
 
 
 @pytest.mark.parametrize("name", ["ci.yml", "deploy.yml"])
-def test_nothing_uses_latest(name: str) -> None:
-    assert not re.search(r":latest\b|@latest\b", (WORKFLOWS / name).read_text())
+def test_every_action_is_pinned_to_a_commit(name: str) -> None:
+    workflow = _load(name)
+    uses = [s["uses"] for s in _steps(workflow) if "uses" in s]
+    assert uses
+    for action in uses:
+        assert SHA_PINNED.match(action), f"{action}: pin it to a commit SHA (a tag can be moved)"
+    text = (WORKFLOWS / name).read_text()
+    for line in (line for line in text.splitlines() if "uses:" in line):
+        assert re.search(r"@[0-9a-f]{40} # v\d", line), f"say which release the SHA is: {line.strip()}"
 
 
-def test_deploy_pushes_by_sha_and_deploys_by_digest(deploy: dict[str, Any]) -> None:
+def test_deploy_goes_through_cloudformation_only(deploy: dict[str, Any]) -> None:
+    """The alias has one owner: CloudFormation (with CodeDeploy's pre-traffic hook). The workflow never moves
+    it, never publishes versions and never changes the function's code behind the stack's back."""
     runs = _runs(deploy)
-    build = next(line for line in runs.splitlines() if "docker buildx build" in line)
-    assert "--provenance=false" in build
-    assert ':$GITHUB_SHA"' in runs and "--push" in runs
-    update = re.search(r"aws lambda update-function-code .*--image-uri \"\$(\w+)\"", runs)
-    assert update, "update-function-code --image-uri not found"
-    image_uri = next(s["env"][update[1]] for s in _steps(deploy) if update[1] in s.get("env", {}))
-    producer = next(s for s in _steps(deploy) if s.get("id") == re.search(r"steps\.(\w+)\.", image_uri)[1])
-    assert 'echo "uri=$repo@$digest"' in producer["run"], "the function must get repo@sha256:..., not a tag"
-    assert "aws lambda wait function-updated" in runs
-    assert runs.index("wait function-updated") < runs.index("lambda invoke") < runs.index("update-alias")
+    for forbidden in (
+        "update-alias",
+        "publish-version",
+        "update-function-code",
+        "update-function-configuration",
+    ):
+        assert forbidden not in runs
+    build, deploy_ = runs.index(".sam-venv/bin/sam build"), runs.index(".sam-venv/bin/sam deploy")
+    assert runs.index("scripts/samconfig.py --check") < build < deploy_
+    assert "--parameter-overrides" not in runs, "it would replace samconfig.toml's list for that command"
 
 
-def _smoke_step(deploy: dict[str, Any]) -> dict[str, Any]:
-    return next(s for s in _steps(deploy) if s.get("id") == "smoke")
-
-
-def test_smoke_test_uses_the_sample_direct_event(deploy: dict[str, Any]) -> None:
-    event_path = deploy["env"]["SMOKE_EVENT"]
-    assert "$SMOKE_EVENT" in _smoke_step(deploy)["run"]
-    event = json.loads((ROOT / event_path).read_text())
-    assert isinstance(event["question"], str) and isinstance(event["context"], str)
-
-
-def _run_smoke(
-    deploy: dict[str, Any], tmp_path: Path, body: Any, meta: dict[str, Any]
-) -> subprocess.CompletedProcess:
-    """Runs the smoke step's script as Actions would (bash -eo pipefail) with a fake `aws` on PATH."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    fake = bin_dir / "aws"
-    fake.write_text(
-        "#!/usr/bin/env bash\n"
-        'echo "$@" >> "$FAKE_LOG"\n'
-        'printf "%s" "$FAKE_BODY" > "${@: -1}"\n'  # aws lambda invoke ... OUTFILE
-        'printf "%s" "$FAKE_META"\n'
+def _sam_options(command: str) -> set[str]:
+    sam = SAM_VENV / "bin" / "sam"
+    if not sam.exists():
+        pytest.fail(f"SAM CLI not found at {sam}: run `{SAM_INSTALL}`")
+    env = {"PATH": "/usr/bin:/bin", "SAM_CLI_TELEMETRY": "0", "HOME": str(ROOT)}
+    result = subprocess.run(
+        [str(sam), command, "--help"], capture_output=True, text=True, env=env, timeout=120, check=True
     )
-    fake.chmod(0o755)
-    env = {
-        **os.environ,
-        **{k: str(v) for k, v in deploy["env"].items() if "${{" not in str(v)},
-        "FUNCTION_NAME": "qa-fn",
-        "VERSION": "7",
-        "RUNNER_TEMP": str(tmp_path),
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "FAKE_LOG": str(tmp_path / "aws.log"),
-        "FAKE_BODY": body if isinstance(body, str) else json.dumps(body),
-        "FAKE_META": json.dumps(meta),
+    return set(re.findall(r"--[a-z][a-z-]+", result.stdout))
+
+
+def test_deploy_uses_only_flags_this_sam_cli_has(deploy: dict[str, Any]) -> None:
+    for line in _runs(deploy).replace("\\\n", " ").splitlines():
+        match = re.search(r"\.sam-venv/bin/sam (build|deploy)\b(.*)", line)
+        if match:
+            used, known = set(re.findall(r"--[a-z][a-z-]+", match[2])), _sam_options(match[1])
+            assert used <= known, f"sam {match[1]}: unknown {used - known}"
+
+
+def test_deploy_reads_what_it_needs_from_the_repository(deploy: dict[str, Any]) -> None:
+    """Repository variables only say where (region, roles); what is built and deployed is in the commit."""
+    text = (WORKFLOWS / "deploy.yml").read_text()
+    assert set(re.findall(r"vars\.(\w+)", text)) == {
+        "AWS_REGION",
+        "AWS_DEPLOY_ROLE_ARN",
+        "CLOUDFORMATION_ROLE_ARN",
     }
-    return subprocess.run(
-        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", _smoke_step(deploy)["run"]],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
-def _good_answer(deploy: dict[str, Any]) -> dict[str, Any]:
-    context = json.loads((ROOT / deploy["env"]["SMOKE_EVENT"]).read_text())["context"]
-    word = re.search(r"\w+", context[len(context) // 2 :])
-    start = len(context) // 2 + word.start()
-    return {"answer": word[0], "score": 0.9, "start": start, "end": start + len(word[0])}
-
-
-def test_smoke_test_passes_a_consistent_answer(deploy: dict[str, Any], tmp_path: Path) -> None:
-    result = _run_smoke(deploy, tmp_path, _good_answer(deploy), {"StatusCode": 200, "ExecutedVersion": "7"})
-    assert result.returncode == 0, result.stdout + result.stderr
-    invoked = (tmp_path / "aws.log").read_text()
-    assert "lambda invoke --function-name qa-fn --qualifier 7" in invoked
-    assert f"fileb://{deploy['env']['SMOKE_EVENT']}" in invoked
-
-
-@pytest.mark.parametrize(
-    ("case", "mutate", "meta"),
-    [
-        (
-            "function error",
-            lambda a: {"errorMessage": "boom", "errorType": "X"},
-            {"FunctionError": "Unhandled"},
-        ),
-        ("error body", lambda a: {"error": {"type": "model_unavailable", "status": 503}}, {}),
-        ("empty answer", lambda a: {**a, "answer": "", "end": a["start"]}, {}),
-        ("blank answer", lambda a: {**a, "answer": "   "}, {}),
-        ("wrong offsets", lambda a: {**a, "start": a["start"] + 1, "end": a["end"] + 1}, {}),
-        ("missing offsets", lambda a: {"answer": a["answer"], "score": 0.5}, {}),
-        ("not json", lambda a: "Task timed out", {}),
-    ],
-)
-def test_smoke_test_fails_a_bad_answer(
-    deploy: dict[str, Any], tmp_path: Path, case: str, mutate, meta
-) -> None:
-    body = mutate(_good_answer(deploy))
-    result = _run_smoke(deploy, tmp_path, body, {"StatusCode": 200, **meta})
-    assert result.returncode != 0, f"{case}: smoke test passed: {result.stdout}"
-    assert "smoke test failed" in result.stdout
+def test_scripts_used_by_the_workflows_exist() -> None:
+    for name in ("ci.yml", "deploy.yml"):
+        for script in re.findall(r"(scripts/[\w.-]+)", (WORKFLOWS / name).read_text()):
+            assert (ROOT / script).is_file(), f"{name} runs {script}, which does not exist"

@@ -344,8 +344,11 @@ def test_every_entry_point_requires_authentication() -> None:
     (api,) = [r["Properties"] for r in resources if r["Type"] == "AWS::Serverless::Api"]
     for path, methods in api["DefinitionBody"]["paths"].items():
         for method, spec in methods.items():
-            _, when_iam, when_key = spec["security"]["Fn::If"]
-            assert when_iam and when_key, f"{method.upper()} {path} has an unauthenticated branch"
+            _, *branches = spec["security"]["Fn::If"]  # with or without the metering key
+            for requirements in branches:
+                assert requirements and all("sigv4" in r for r in requirements), (
+                    f"{method.upper()} {path} can be called without SigV4"
+                )
     for permission in (r for r in resources if r["Type"] == "AWS::Lambda::Permission"):
         assert "SourceArn" in permission["Properties"], "an invoke permission open to any source"
 

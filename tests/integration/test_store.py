@@ -19,6 +19,7 @@ from botocore.client import BaseClient
 from handler.engine import QAEngine
 from handler.settings import Settings
 from handler.store.errors import (
+    AccessDenied,
     BucketNotFound,
     DownloadFailed,
     HashMismatch,
@@ -274,6 +275,57 @@ def test_objects_without_manifest(s3_bucket: Bucket, tmp_path: Path) -> None:
     s3_bucket.put(PREFIX + "config.json", b"{}")
     with pytest.raises(ManifestMissing, match=r"manifest\.json is missing"):
         warm_model(s3_bucket.uri(PREFIX), tmp_path, "torch")
+
+
+def deny(client: BaseClient, operation: str) -> list[str]:
+    """Makes S3 answer 403 AccessDenied to every ``operation`` call of this real client; returns the log."""
+    denied: list[str] = []
+    body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+
+    def refuse(request: object, **_: object) -> AWSResponse:
+        denied.append(operation)
+        return AWSResponse(getattr(request, "url", ""), 403, {}, _Body(body))
+
+    client.meta.events.register(f"before-send.s3.{operation}", refuse)
+    return denied
+
+
+# Without s3:ListBucket on the whole bucket, S3 answers a GetObject of a missing key with 403, not 404.
+def test_a_missing_manifest_answered_with_403_is_reported_as_missing(
+    s3_bucket: Bucket, tmp_path: Path
+) -> None:
+    s3_bucket.put(PREFIX + "config.json", b"{}")
+    client = make_client()
+    denied = deny(client, "GetObject")
+    with pytest.raises(ManifestMissing, match=r"manifest\.json is missing"):
+        warm_model(s3_bucket.uri(PREFIX), tmp_path, "torch", client=client)
+    assert denied == ["GetObject"]
+
+
+def test_an_empty_prefix_answered_with_403_is_reported_as_empty(s3_bucket: Bucket, tmp_path: Path) -> None:
+    s3_bucket.put("elsewhere/" + MANIFEST_NAME, b"{}")
+    client = make_client()
+    deny(client, "GetObject")
+    with pytest.raises(PrefixEmpty, match="nothing is published"):
+        warm_model(s3_bucket.uri(PREFIX), tmp_path, "torch", client=client)
+
+
+def test_a_manifest_that_exists_but_cannot_be_read_is_access_denied(published: str, tmp_path: Path) -> None:
+    client = make_client()
+    deny(client, "GetObject")
+    with pytest.raises(
+        AccessDenied, match=r"manifest\.json \(AccessDenied\) although it exists.*s3:GetObject"
+    ):
+        warm_model(published, tmp_path, "torch", client=client)
+    assert cache_entries(tmp_path) == []
+
+
+def test_a_refused_read_and_a_refused_listing_are_access_denied(published: str, tmp_path: Path) -> None:
+    client = make_client()
+    gets, lists = deny(client, "GetObject"), deny(client, "ListObjectsV2")
+    with pytest.raises(AccessDenied, match=r"s3:GetObject .* and s3:ListBucket"):
+        warm_model(published, tmp_path, "torch", client=client)
+    assert (gets, lists) == (["GetObject"], ["ListObjectsV2"])
 
 
 @pytest.mark.parametrize(
