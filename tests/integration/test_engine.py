@@ -456,8 +456,13 @@ def test_invariants_on_random_inputs(
     )
     try:
         request = tiny.encode([(question, context)], params)
-    except InvalidInput:
-        # Only two legitimate reasons here: a blank context, or a stride that leaves no room.
+    except InvalidInput as exc:
+        # Only three legitimate reasons: a question that leaves no room for context (whatever the context),
+        # a blank context, or a stride that leaves no room for new context tokens.
+        if "leaves no room" in str(exc):
+            with pytest.raises(InvalidInput, match="leaves no room"):
+                tiny.encode([(question, "x")], QAParams(max_seq_len=max_seq_len, doc_stride=0))
+            return
         window = tiny.encode([(question, "x")], QAParams(max_seq_len=max_seq_len, doc_stride=0)).windows[0]
         room = max_seq_len - sum(1 for s in window.encoding.sequence_ids if s != 1)
         assert not context.strip() or doc_stride >= room
