@@ -56,7 +56,8 @@ class Dockerfile:
         """Build-context paths the image copies into its working directory (the Lambda task root), in order."""
         sources: list[str] = []
         for i in self.instructions(target):
-            if i.cmd != "COPY" or i.flags or i.value[-1].startswith("/"):
+            from_stage = any(flag.startswith("--from") for flag in i.flags)
+            if i.cmd != "COPY" or from_stage or i.value[-1].startswith("/"):
                 continue  # another stage's files, or an absolute destination (e.g. the baked model)
             sources += [src for src in i.value[:-1] if src not in sources]
         return sources

@@ -187,25 +187,34 @@ def _template(path: Path) -> dict[str, Any]:
 
 
 def _function(template: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
+    """The container-image function (the Dockerfile's): other functions, such as deploy hooks, are not it."""
     found = [
         (k, v)
         for k, v in template.get("Resources", {}).items()
         if v.get("Type") == "AWS::Serverless::Function"
+        and v.get("Properties", {}).get("PackageType") == "Image"
     ]
     if len(found) != 1:
-        raise SetupError(f"template.yaml must declare one AWS::Serverless::Function, found {len(found)}")
+        raise SetupError(f"template.yaml must declare one container-image function, found {len(found)}")
     return found[0]
 
 
 def _parameters(
     template: Mapping[str, Any], root: Path, given: Mapping[str, str], region: str
 ) -> dict[str, str]:
-    values = {k: str(p["Default"]) for k, p in template.get("Parameters", {}).items() if "Default" in p}
-    values.update(_samconfig_parameters(root / "samconfig.toml"))
-    values.update(given)
-    unknown = set(given) - set(template.get("Parameters", {}))
+    declared = template.get("Parameters", {})
+    values = {k: str(p["Default"]) for k, p in declared.items() if "Default" in p}
+    # samconfig.toml's placeholders (ModelBucket=SET-ME) are not values: CloudFormation would refuse them too.
+    values.update(
+        (k, v) for k, v in _samconfig_parameters(root / "samconfig.toml").items() if _allowed(declared, k, v)
+    )
+    unknown = set(given) - set(declared)
     if unknown:
         raise SetupError(f"template.yaml has no parameter {', '.join(sorted(unknown))}")
+    refused = sorted(k for k, v in given.items() if not _allowed(declared, k, v))
+    if refused:
+        raise SetupError(f"not allowed by template.yaml: {', '.join(f'{k}={given[k]}' for k in refused)}")
+    values.update(given)
     pseudo = {
         "AWS::Region": region,
         "AWS::AccountId": ACCOUNT_ID,
@@ -214,6 +223,14 @@ def _parameters(
         "AWS::StackName": _samconfig(root / "samconfig.toml").get("stack_name", "local"),
     }
     return {**pseudo, **values}
+
+
+def _allowed(declared: Mapping[str, Any], name: str, value: str) -> bool:
+    """What CloudFormation checks of a parameter value: AllowedValues and AllowedPattern."""
+    spec = declared.get(name, {})
+    if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+        return False
+    return "AllowedPattern" not in spec or re.fullmatch(spec["AllowedPattern"], value) is not None
 
 
 def _samconfig(path: Path) -> dict[str, Any]:

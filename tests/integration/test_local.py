@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode_str
 
+from handler.api.http import ROUTES
 from qa_tools.image import parse_dockerfile
 from qa_tools.local import config
 from qa_tools.local.sandbox import LocalFunction, Result
@@ -56,7 +57,7 @@ def test_the_function_is_configured_from_the_template_and_the_image(monkeypatch:
     assert {"MODEL_DIR", "HF_HOME", "XDG_CACHE_HOME"} <= f.tmp_variables  # Lambda's /tmp: the sandbox's own
     assert (ROOT / "handler") in f.task_root_sources
     assert setup.api is not None and setup.api.stage == PARAMETERS["StageName"]["Default"]
-    assert setup.api.routes == {"/predict": {"POST"}, "/health": {"GET"}}
+    assert setup.api.routes == {path: set(methods) for path, methods in ROUTES.items()}  # the handler's own
 
 
 def test_parameters_targets_and_overrides(tmp_path: Path) -> None:
@@ -218,6 +219,8 @@ def test_invoke_answers_every_sample_event_with_its_documented_status(
         json.dumps(inline),
         "--env",
         f"MODEL_LOCAL_PATH={tiny_bert_dir}",
+        "--target",
+        "torch",  # the tiny test model has torch weights only
         env=command_env(tmp_path),
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -299,7 +302,14 @@ def serve(tiny_bert_dir: Path, tmp_path: Path) -> Iterator[Any]:
     started: list[Served] = []
 
     def start(*args: str) -> Served:
-        served = Served(*args, "--env", f"MODEL_LOCAL_PATH={tiny_bert_dir}", env=command_env(tmp_path))
+        served = Served(
+            *args,
+            "--target",
+            "torch",
+            "--env",
+            f"MODEL_LOCAL_PATH={tiny_bert_dir}",
+            env=command_env(tmp_path),
+        )
         started.append(served)
         return served
 
