@@ -30,9 +30,12 @@ def load_service(settings: Settings) -> QAService:
     try:
         report = warm_from_settings(settings)
         stored = perf_counter()
-        engine = QAEngine.load(
-            report.model_dir, settings.variant, max_batch_windows=settings.max_batch_windows
-        )
+        try:
+            engine = QAEngine.load(
+                report.model, settings.variant, max_batch_windows=settings.max_batch_windows
+            )
+        finally:
+            report.model.release()  # in memory mode the engine now owns what it built from the bytes
         loaded = perf_counter()
         engine.answer([WARMUP_PAIR])
         warmed = perf_counter()
@@ -49,6 +52,7 @@ def load_service(settings: Settings) -> QAService:
         "model": report.model_name or engine.model_name,
         "revision": report.revision,
         "source": "s3" if isinstance(settings.model_source, S3Location) else "image",
+        "store": report.store,
         "python": platform.python_version(),
         **engine.backend.describe(),
     }

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from handler.store.download import StreamHash
+from handler.store.memory import MemorySink
 
 DATA = b"".join(hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(313))[:10_000]
 
@@ -74,3 +75,24 @@ def test_anything_but_one_exact_cover_asks_for_a_rehash(writes: list[tuple[int, 
     for start, data in writes:
         streamed.update(start, data)
     assert streamed.result(len(DATA)) is None
+
+
+def test_memory_sink_replays_rewrites_like_a_file() -> None:
+    sink = MemorySink()
+    for start, data in [(5000, DATA[5000:]), (0, b"x" * 5000), (0, DATA[:5000])]:  # the retry fixed [0, 5000)
+        sink.seek(start)
+        sink.write(data)
+    assert sink.size() == len(DATA)
+    assert sink.hexdigest() == hashlib.sha256(DATA).hexdigest()
+    assert sink.value() == DATA
+
+
+def test_memory_sink_joins_ranges_without_a_second_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = MemorySink()
+    for start, data in reversed(pieces(DATA, 999)):
+        sink.seek(start)
+        sink.write(data)
+    expected = hashlib.sha256(DATA).hexdigest()
+    monkeypatch.setattr(hashlib, "sha256", lambda *_: pytest.fail("re-hashed"))  # only the streamed hash
+    assert sink.hexdigest() == expected
+    assert sink.value() == DATA
