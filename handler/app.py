@@ -22,8 +22,10 @@ from handler.api.direct import handle_direct  # noqa: E402
 from handler.api.events import Shape, detect_shape  # noqa: E402
 from handler.api.http import handle_http  # noqa: E402
 from handler.observability import logger, metrics  # noqa: E402
+from handler.runtime import snapstart  # noqa: E402
 
 SERVICE = _LOADING.service()
+snapstart.register(SERVICE)  # under SnapStart only: warm-up before the snapshot, re-seeding after restore
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)
