@@ -14,6 +14,9 @@ Before the snapshot:
 * flush the metrics init recorded (once, at publish; otherwise every restored copy would report them again);
 * drop boto3's default session (cached credentials) and let the store's S3 client and its connection pool be
   collected: a restored copy may run hours later on another host, where those connections are dead;
+* hand the heap's free pages back to the OS (glibc ``malloc_trim``): the download's buffers and the load's
+  temporaries are freed by now but glibc keeps their pages, which the snapshot would carry (measured:
+  RSS -145 MiB for onnx-int8, -235 MiB for torch, bench/snapstart.py);
 * log what the snapshot holds.
 
 After restore (every copy starts from the same memory, so everything random was drawn identically):
@@ -26,6 +29,8 @@ After restore (every copy starts from the same memory, so everything random was 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import random
 import sys
@@ -76,6 +81,8 @@ def before_snapshot(service: QAService) -> None:
     metrics.flush_metrics(raise_on_empty_metrics=False)  # init's metrics, reported once
     _forget_s3()
     collected = gc.collect()
+    rss_before_trim = rss_mib()
+    _release_free_heap()
     _snapshot_wall_time = time.time()
     logger.info(
         "snapshot",
@@ -83,6 +90,7 @@ def before_snapshot(service: QAService) -> None:
             **service.info,
             "full_window_ms": round(window_ms, 1),
             "rss_mib": round(rss_mib(), 1),
+            "rss_before_trim_mib": round(rss_before_trim, 1),
             "model_dir_bytes": _bytes_under(service.settings.model_dir),
             "s3_clients_alive": s3_clients_alive(),
             "gc_collected": collected,
@@ -147,6 +155,11 @@ def _reset_powertools() -> None:
     logger_module.is_cold_start = True  # Logger.inject_lambda_context's cold_start key (no reset function)
     tracer_module.is_cold_start = True  # the ColdStart annotation, if a Tracer is ever created
     logger.refresh_sample_rate_calculation()  # a no-op without POWERTOOLS_LOGGER_SAMPLE_RATE
+
+
+def _release_free_heap() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim this way
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _forget_s3() -> None:

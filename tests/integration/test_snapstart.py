@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -270,7 +271,7 @@ def test_hooks_are_registered_only_under_snapstart(app_factory: Any, tiny_bert_d
 
 
 def test_before_snapshot_sets_the_estimate_from_a_full_window_and_flushes_init_metrics(
-    snap_app: Any, capsys: pytest.CaptureFixture[str]
+    snap_app: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from handler.observability import metrics
     from handler.runtime import snapstart
@@ -283,6 +284,9 @@ def test_before_snapshot_sets_the_estimate_from_a_full_window_and_flushes_init_m
         seen.append(inputs["input_ids"].shape[1]) or predict(inputs)
     )
     service.budget.ms_per_window = None
+    trimmed: list[int] = []
+    libc = SimpleNamespace(malloc_trim=trimmed.append)
+    monkeypatch.setattr(snapstart.ctypes, "CDLL", lambda name: libc if name == "libc.so.6" else None)
     capsys.readouterr()
 
     snapstart.before_snapshot(service)
@@ -292,6 +296,7 @@ def test_before_snapshot_sets_the_estimate_from_a_full_window_and_flushes_init_m
     assert service.budget.ms_per_window is not None and service.budget.ms_per_window > 0
     assert not metrics.metric_set  # flushed once, at the snapshot, instead of by every restored copy
     assert "ModelLoadSeconds" in capsys.readouterr().out
+    assert trimmed == [0]  # freed heap pages handed back before the snapshot copies memory
 
 
 def test_before_snapshot_leaves_no_s3_client_or_cached_credentials(
