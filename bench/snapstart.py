@@ -219,7 +219,8 @@ def main() -> int:
     finally:
         server.terminate()
         server.wait()
-    lines += ["", snapshot_table(snap)]
+    if snap:
+        lines += ["", snapshot_table(snap)]
     if by_rev:
         lines += [
             "",
