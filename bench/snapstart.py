@@ -100,8 +100,8 @@ def median(runs: list[dict[str, Any]], key: str) -> float:
 
 def snapshot_table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
     head = (
-        "| variant | init | store | init s | hooks s | first request ms | RSS after init MiB "
-        "| RSS in snapshot MiB | peak RSS MiB | bytes under MODEL_DIR |"
+        "| variant | init | store | init s | hooks s | first request ms | peak RSS in init MiB "
+        "| RSS after init MiB | RSS in snapshot MiB | bytes under MODEL_DIR |"
     )
     lines = [head, "|" + "---|" * 10]
     for variant, modes in results.items():
@@ -110,8 +110,8 @@ def snapshot_table(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
             snap = f"{median(runs, 'rss_snapshot_mib'):.0f}" if mode == "snapstart" else "-"
             lines.append(
                 f"| {variant} | {mode} | {runs[0]['store']} | {median(runs, 'init_s'):.2f} | {hooks} "
-                f"| {median(runs, 'first_ms'):.0f} | {median(runs, 'rss_init_mib'):.0f} | {snap} "
-                f"| {median(runs, 'hwm_mib'):.0f} | {median(runs, 'tmp_bytes') / 2**20:.0f} MiB |"
+                f"| {median(runs, 'first_ms'):.0f} | {median(runs, 'hwm_init_mib'):.0f} "
+                f"| {median(runs, 'rss_init_mib'):.0f} | {snap} | {median(runs, 'tmp_bytes') / 2**20:.0f} MiB |"
             )
     return "\n".join(lines)
 
