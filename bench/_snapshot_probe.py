@@ -11,7 +11,8 @@ logs go to stderr), measured as:
 * ``hooks_s`` (with ``--hooks``, AWS_LAMBDA_INITIALIZATION_TYPE=snap-start): the before-snapshot hooks, run as
   awslambdaric runs them, then the after-restore hooks (``restore_s``); a real snapshot and restore cannot
   happen here, so what follows is the first request of a process in the state the snapshot would hold;
-* ``first_ms``: the first request (REQUEST.json, a direct invoke) through ``lambda_handler``;
+* ``first_ms``, ``second_ms``: the first request (REQUEST.json, a direct invoke) through ``lambda_handler``, and
+  the same request again (what a warm environment takes: the first one's excess is its cold-start penalty);
 * memory: VmRSS after init and after the hooks (what the snapshot holds), VmHWM (peak) after init and at the end;
   ``tmp_bytes``: bytes under MODEL_DIR after init (what the snapshot's disk holds).
 """
@@ -80,6 +81,7 @@ def main() -> int:
         hooks.run_after_restore()
         result["restore_s"] = time.perf_counter() - restored
     result["first_ms"] = protocol.invoke(app.lambda_handler, request)
+    result["second_ms"] = protocol.invoke(app.lambda_handler, request)
     result["hwm_mib"] = status_mib("VmHWM")
     result["modules"] = {m: m in sys.modules for m in ("torch", "transformers", "aws_xray_sdk", "boto3")}
     protocol.send(channel, result)
