@@ -172,13 +172,7 @@ def main() -> int:
     port = _moto.free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_", "QA_", "POWERTOOLS_"))},
-        "AWS_ENDPOINT_URL_S3": f"http://{_moto.LOOPBACK}:{port}",
-        "AWS_ACCESS_KEY_ID": "bench",
-        "AWS_SECRET_ACCESS_KEY": "bench",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-config"),
+        **_moto.client_env(port, workdir),
         "POWERTOOLS_METRICS_DISABLED": "1",
         "MODEL_S3_URI": f"s3://{BUCKET}/{PREFIX}",
     }
