@@ -10,10 +10,10 @@ import errno
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.client import BaseClient
@@ -106,6 +106,7 @@ class RangeSink:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._position = 0
+        self._digest: str | None = None
 
     def seekable(self) -> bool:
         return True
@@ -136,6 +137,12 @@ class RangeSink:
         raise NotImplementedError
 
     def hexdigest(self) -> str:
+        """The content's sha256, computed once (streamed while writing when it could be)."""
+        if self._digest is None:
+            self._digest = self._compute_digest()
+        return self._digest
+
+    def _compute_digest(self) -> str:
         raise NotImplementedError
 
 
@@ -160,7 +167,7 @@ class _HashingFile(RangeSink):
     def size(self) -> int:
         return os.fstat(self._fd).st_size if not self._file.closed else self.path.stat().st_size
 
-    def hexdigest(self) -> str:
+    def _compute_digest(self) -> str:
         return self._hash.result(self.size()) or sha256_file(self.path)
 
 
@@ -203,14 +210,22 @@ def download(
     staging: Path,
 ) -> dict[str, str]:
     """Download all ``files`` into ``staging`` concurrently, verified; return their sha256s."""
-    sinks: dict[str, RangeSink] = {}
     with ExitStack() as stack:
-        for entry in files:
+
+        def open_sink(entry: FileEntry) -> _HashingFile:
             path = _target_path(staging, entry.key)
             path.parent.mkdir(parents=True, exist_ok=True)
-            sinks[entry.key] = sink = _HashingFile(path)
+            path.unlink(missing_ok=True)  # a second attempt starts the file afresh
+            sink = _HashingFile(path)
             stack.callback(sink.close)
-        return fetch(client, transfer, location, files, sinks)
+            return sink
+
+        return {
+            key: sink.hexdigest() for key, sink in fetch(client, transfer, location, files, open_sink).items()
+        }
+
+
+Sink = TypeVar("Sink", bound=RangeSink)
 
 
 def fetch(
@@ -218,10 +233,40 @@ def fetch(
     transfer: TransferConfig,
     location: S3Location,
     files: tuple[FileEntry, ...],
-    sinks: Mapping[str, RangeSink],
-) -> dict[str, str]:
-    """Fetch every file into its sink concurrently (large ones as parallel ranged GETs), then check each one's
-    size and sha256 against the manifest; return the sha256s. Raises a ModelStoreError naming the object."""
+    open_sink: Callable[[FileEntry], Sink],
+) -> dict[str, Sink]:
+    """Fetch every file into a sink of its own concurrently (large ones as parallel ranged GETs), check each
+    one's size and sha256 against the manifest, and return the sinks. Raises a ModelStoreError naming the
+    object.
+
+    A file that arrives short without any error is fetched once more before it counts as changed: a response
+    cut inside its headers loses its Content-Length, so neither botocore nor s3transfer notices that the body
+    ended early.
+    """
+    sinks = _transfer(client, transfer, location, files, open_sink)
+    short = tuple(entry for entry in files if sinks[entry.key].size() < entry.size)
+    if short:
+        sinks.update(_transfer(client, transfer, location, short, open_sink))
+    for entry in files:
+        sink = sinks[entry.key]
+        size, digest = sink.size(), sink.hexdigest()
+        if size != entry.size or digest != entry.sha256:
+            raise HashMismatch(
+                f"{location.uri(entry.key)}: got {size} bytes with sha256 {digest[:12]}…, "
+                f"manifest says {entry.size} bytes with sha256 {entry.sha256[:12]}…; the object changed "
+                f"after publishing (a publish in progress?); re-run `{PUBLISH_COMMAND}`"
+            )
+    return sinks
+
+
+def _transfer(
+    client: BaseClient,
+    transfer: TransferConfig,
+    location: S3Location,
+    files: tuple[FileEntry, ...],
+    open_sink: Callable[[FileEntry], Sink],
+) -> dict[str, Sink]:
+    sinks = {entry.key: open_sink(entry) for entry in files}
     current = ""
     try:
         with create_transfer_manager(client, transfer) as manager:
@@ -244,14 +289,4 @@ def fetch(
         raise client_error(exc, location.uri(current)) from exc
     except (BotoCoreError, RetriesExceededError, OSError) as exc:
         raise transport_error(exc, location.uri(current), client) from exc
-    hashes = {}
-    for entry in files:
-        sink = sinks[entry.key]
-        size, hashes[entry.key] = sink.size(), sink.hexdigest()
-        if size != entry.size or hashes[entry.key] != entry.sha256:
-            raise HashMismatch(
-                f"{location.uri(entry.key)}: got {size} bytes with sha256 {hashes[entry.key][:12]}…, "
-                f"manifest says {entry.size} bytes with sha256 {entry.sha256[:12]}…; the object changed "
-                f"after publishing (a publish in progress?); re-run `{PUBLISH_COMMAND}`"
-            )
-    return hashes
+    return sinks

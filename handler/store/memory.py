@@ -58,7 +58,7 @@ class MemorySink(RangeSink):
             self._writes = []
         return self._value
 
-    def hexdigest(self) -> str:
+    def _compute_digest(self) -> str:
         return self._hash.result(self._size) or hashlib.sha256(self.value()).hexdigest()
 
 
@@ -66,6 +66,5 @@ def download_to_memory(
     client: BaseClient, transfer: TransferConfig, location: S3Location, files: tuple[FileEntry, ...]
 ) -> dict[str, bytes]:
     """Every file's verified bytes by key (size and sha256 checked against the manifest, as on disk)."""
-    sinks = {entry.key: MemorySink() for entry in files}
-    fetch(client, transfer, location, files, sinks)
+    sinks = fetch(client, transfer, location, files, lambda _: MemorySink())
     return {key: sink.value() for key, sink in sinks.items()}

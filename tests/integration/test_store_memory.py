@@ -6,14 +6,16 @@ these tests check it is as strict as the disk store (same errors, same retries) 
 
 from __future__ import annotations
 
+import io
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from boto3.s3.transfer import TransferConfig
+from botocore.awsrequest import AWSResponse
 
 from handler.engine import QAEngine
 from handler.errors import ConfigurationError
@@ -91,14 +93,47 @@ def test_a_cut_connection_is_retried_into_memory_and_verified(
     monkeypatch: pytest.MonkeyPatch,
     transfer: TransferConfig,
 ) -> None:
-    proxy = cutting_proxy(cut_after=60_000, cuts=2)
+    proxy = cutting_proxy(cut_after=60_000, cuts=1)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.endpoint)
 
     report = warm_into_memory(published, "torch", client=make_client(), transfer=transfer)
 
-    assert proxy.cut == 2
+    assert proxy.cut == 1
     weights = (planted_roberta.path / "model.safetensors").read_bytes()
     assert report.model.read_bytes("model.safetensors") == weights
+
+
+class _EmptyBody(io.BytesIO):
+    """What botocore reads a short-circuited response from: nothing."""
+
+    def stream(self, **_: object) -> Iterator[bytes]:
+        yield b""
+
+
+@pytest.mark.parametrize("store", ["disk", "memory"])
+def test_a_response_that_lost_its_length_is_fetched_again(
+    published: str, planted_roberta: PlantedModel, tmp_path: Path, store: str
+) -> None:
+    """A GET cut inside its headers: 200 without Content-Length, so its short body raises nothing anywhere.
+    The file is fetched once more instead of being reported as changed after publishing."""
+    client = make_client()
+    damaged: list[str] = []
+
+    def lose_headers_once(request: Any, **_: object) -> AWSResponse | None:
+        if request.url.endswith("model.safetensors") and not damaged:
+            damaged.append(request.url)
+            return AWSResponse(request.url, 200, {}, _EmptyBody())
+        return None
+
+    client.meta.events.register("before-send.s3.GetObject", lose_headers_once)
+    if store == "memory":
+        report = warm_into_memory(published, "torch", client=client)
+        got = report.model.read_bytes("model.safetensors")
+    else:
+        report = warm_model(published, tmp_path, "torch", client=client)
+        assert report.model_dir is not None
+        got = (report.model_dir / "model.safetensors").read_bytes()
+    assert damaged and got == (planted_roberta.path / "model.safetensors").read_bytes()
 
 
 def test_a_changed_object_is_refused_in_memory_too(
