@@ -41,6 +41,7 @@ from typing import Any
 from handler.engine import EncodedRequest, QAEngine
 from handler.observability import logger, metrics
 from handler.service import QAService
+from handler.store.s3 import clients_alive
 
 # Text for the full-length warm-up windows: enough words for the longest window any model here takes.
 _WARMUP_QUESTION = "What does the snapshot hold?"
@@ -78,7 +79,8 @@ def before_snapshot(service: QAService) -> None:
         )
     window_ms = warm_full_length(service.engine)
     service.budget.ms_per_window = window_ms
-    metrics.flush_metrics(raise_on_empty_metrics=False)  # init's metrics, reported once
+    if metrics.metric_set:
+        metrics.flush_metrics()  # init's metrics, reported once
     _forget_s3()
     collected = gc.collect()
     rss_before_trim = rss_mib()
@@ -92,7 +94,7 @@ def before_snapshot(service: QAService) -> None:
             "rss_mib": round(rss_mib(), 1),
             "rss_before_trim_mib": round(rss_before_trim, 1),
             "model_dir_bytes": _bytes_under(service.settings.model_dir),
-            "s3_clients_alive": s3_clients_alive(),
+            "s3_clients_alive": clients_alive(),
             "gc_collected": collected,
         },
     )
@@ -166,15 +168,6 @@ def _forget_s3() -> None:
     boto3 = sys.modules.get("boto3")
     if boto3 is not None:
         boto3.DEFAULT_SESSION = None
-
-
-def s3_clients_alive() -> int:
-    """botocore clients still reachable (after ``gc.collect``): each holds a connection pool and credentials."""
-    client_module = sys.modules.get("botocore.client")
-    if client_module is None:
-        return 0
-    base = client_module.BaseClient
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, base))
 
 
 def rss_mib() -> float:

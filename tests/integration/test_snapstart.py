@@ -309,6 +309,7 @@ def test_before_snapshot_leaves_no_s3_client_or_cached_credentials(
 
     from handler.runtime import snapstart
     from handler.store import warm
+    from handler.store.s3 import clients_alive
 
     publish(str(tiny_bert_dir), s3_bucket.uri(PREFIX), variants=["torch"], progress=False)
     made: list[weakref.ref[Any]] = []
@@ -326,6 +327,7 @@ def test_before_snapshot_leaves_no_s3_client_or_cached_credentials(
         snapstart.before_snapshot(app.SERVICE)
         assert boto3.DEFAULT_SESSION is None
         assert [ref() for ref in made] == [None]  # nothing kept the store's client (nor its connection pool)
+        assert clients_alive() == 0
     finally:
         get_before_snapshot().clear()
         get_after_restore().clear()
