@@ -16,9 +16,8 @@ from handler.errors import ConfigurationError
 from handler.store.s3 import S3Location
 
 MODEL_STORES = ("auto", "disk", "memory")
-SNAP_START = (
-    "snap-start"  # AWS_LAMBDA_INITIALIZATION_TYPE of a SnapStart init (awslambdaric's INIT_TYPE_SNAP_START)
-)
+# AWS_LAMBDA_INITIALIZATION_TYPE of a SnapStart init (awslambdaric's INIT_TYPE_SNAP_START)
+SNAP_START = "snap-start"
 
 
 def _str(name: str, default: str = "") -> str:

@@ -35,8 +35,8 @@ import gc
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from handler.engine import EncodedRequest, QAEngine
 from handler.observability import logger, metrics
@@ -132,7 +132,7 @@ def warm_full_length(engine: QAEngine) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _step(what: str, action: Any) -> None:
+def _step(what: str, action: Callable[[], None]) -> None:
     try:
         action()
     except Exception as exc:
