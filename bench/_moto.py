@@ -81,3 +81,17 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def client_env(port: int, workdir: Path) -> dict[str, str]:
+    """What a child process needs to reach this server through boto3's standard variables, with dummy
+    credentials and no AWS config of the machine it runs on."""
+    return {
+        "AWS_ENDPOINT_URL_S3": f"http://{LOOPBACK}:{port}",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(workdir / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(workdir / "no-aws-config"),
+    }

@@ -1,25 +1,31 @@
 """Lambda entry point (image CMD ``handler.app.lambda_handler``): init once, then route each event by shape.
 
-Import time is Lambda's init phase: settings are read and the model is warmed here, once per sandbox.
+Import time is Lambda's init phase: settings are read and the model is warmed here, once per sandbox. The
+model download starts before the event layers are imported, so the two overlap (``ModelLoading``).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from handler.api.direct import handle_direct
-from handler.api.events import Shape, detect_shape
-from handler.api.http import handle_http
-from handler.observability import logger, metrics
-from handler.runtime.loader import load_service
+from handler.runtime.loader import ModelLoading
 from handler.settings import Settings
 
 SETTINGS = Settings.from_env()  # a configuration error fails init loudly: no retry can fix it
-SERVICE = load_service(SETTINGS)
+_LOADING = ModelLoading(SETTINGS)  # the download runs from here on, while the imports below proceed
+
+from typing import Any  # noqa: E402 - imported after the download started, on purpose
+
+from aws_lambda_powertools.logging import correlation_paths  # noqa: E402
+from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
+from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
+
+from handler.api.direct import handle_direct  # noqa: E402
+from handler.api.events import Shape, detect_shape  # noqa: E402
+from handler.api.http import handle_http  # noqa: E402
+from handler.observability import logger, metrics  # noqa: E402
+from handler.runtime import snapstart  # noqa: E402
+
+SERVICE = _LOADING.service()
+snapstart.register(SERVICE)  # under SnapStart only: warm-up before the snapshot, re-seeding after restore
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, log_event=False)

@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from handler.api.schemas import PredictRequest, shape_answers
 from handler.engine import QAEngine
 from handler.errors import LimitExceeded, ModelUnavailable, TimeBudgetExceeded
-from handler.observability import metrics, tracer
+from handler.observability import metrics, subsegment
 from handler.settings import Settings
 
 # Kept back from the remaining invocation time for serialisation, logging and the metrics flush.
@@ -68,7 +68,7 @@ class QAService:
     def predict(self, request: PredictRequest, remaining_ms: int | None = None) -> Any:
         engine = self._engine()
         pairs = self._check_limits(request)
-        with tracer.provider.in_subsegment("tokenize"):
+        with subsegment("tokenize"):
             encoded = engine.encode(pairs, request.params())
         windows = encoded.num_windows
         if windows > self.settings.max_windows:
@@ -78,9 +78,9 @@ class QAService:
             )
         self.budget.check(windows, remaining_ms)
         start = self.clock()
-        with tracer.provider.in_subsegment("inference") as subsegment:
+        with subsegment("inference") as segment:
             answers = engine.predict(encoded)
-            subsegment.put_annotation("windows", windows)
+            segment.put_annotation("windows", windows)
         elapsed_ms = (self.clock() - start) * 1000
         self.budget.observe(windows, elapsed_ms)
         metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=elapsed_ms)

@@ -15,6 +15,10 @@ from handler.engine.qa import DEFAULT_MAX_BATCH_WINDOWS
 from handler.errors import ConfigurationError
 from handler.store.s3 import S3Location
 
+MODEL_STORES = ("auto", "disk", "memory")
+# AWS_LAMBDA_INITIALIZATION_TYPE of a SnapStart init (awslambdaric's INIT_TYPE_SNAP_START)
+SNAP_START = "snap-start"
+
 
 def _str(name: str, default: str = "") -> str:
     return os.environ.get(name, "").strip() or default
@@ -30,6 +34,13 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
         raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _str(name, default).lower()
+    if value not in choices:
+        raise ConfigurationError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -69,6 +80,12 @@ class Settings:
     max_batch_size: int  # MAX_BATCH_SIZE
     max_windows: int  # MAX_WINDOWS
     max_batch_windows: int  # MAX_BATCH_WINDOWS
+    # MODEL_STORE: where a model from S3 is kept -- disk (MODEL_DIR), memory (nothing written), or auto:
+    # memory under SnapStart or when MODEL_DIR's filesystem lacks room, else disk (handler.store.warm.choose_store)
+    model_store: str = "auto"
+    # AWS_LAMBDA_INITIALIZATION_TYPE == "snap-start": init runs once, when a version is published, and
+    # environments resume from its snapshot (handler.runtime.snapstart)
+    snapstart: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,4 +99,6 @@ class Settings:
             max_batch_size=_int("MAX_BATCH_SIZE", 32),
             max_windows=_int("MAX_WINDOWS", 64),
             max_batch_windows=_int("MAX_BATCH_WINDOWS", DEFAULT_MAX_BATCH_WINDOWS),
+            model_store=_choice("MODEL_STORE", "auto", MODEL_STORES),
+            snapstart=os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == SNAP_START,
         )

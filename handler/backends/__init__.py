@@ -1,7 +1,7 @@
 """Inference backends behind one small interface; each imports its heavy runtime only when chosen.
 
-A backend module exposes ``load(model_dir, variant, threads)``; the variant registry (``handler.variants``) names
-it, so nothing here lists backends.
+A backend module exposes ``load(files, variant, threads)`` (``files``: a ``handler.model_files.ModelFiles``, on
+disk or in memory); the variant registry (``handler.variants``) names it, so nothing here lists backends.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from handler import variants
+from handler.model_files import ModelFiles, as_model_files
 
 
 class Backend(Protocol):
@@ -33,7 +34,7 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def load_backend(variant: variants.Variant | str, model_dir: Path) -> Backend:
+def load_backend(variant: variants.Variant | str, model: ModelFiles | Path) -> Backend:
     chosen = variants.get(variant) if isinstance(variant, str) else variant
-    backend: Backend = chosen.load(Path(model_dir), chosen, threads=available_cpus())
+    backend: Backend = chosen.load(as_model_files(model), chosen, threads=available_cpus())
     return backend

@@ -6,12 +6,17 @@ numpy; the graph's own input list (from ``qa_tools.export``) decides whether seg
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 
 from handler.variants import Variant
+
+if TYPE_CHECKING:
+    from handler.model_files import ModelFiles
 
 OUTPUT_NAMES = ("start_logits", "end_logits")
 
@@ -33,13 +38,30 @@ def session_options(threads: int) -> ort.SessionOptions:
 
 
 class OnnxBackend:
-    def __init__(self, model_path: Path, *, name: str, threads: int) -> None:
-        self.model_path = Path(model_path)
+    """``model``: the graph's path, or its bytes (with any external-data files by name) when held in memory."""
+
+    def __init__(
+        self,
+        model: Path | bytes,
+        *,
+        name: str,
+        threads: int,
+        file_name: str = "",
+        external_data: Mapping[str, bytes] | None = None,
+    ) -> None:
+        self.file_name = file_name or ("" if isinstance(model, bytes) else Path(model).name)
         self.threads = threads
         self.name = name
-        self.session = ort.InferenceSession(
-            str(self.model_path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
-        )
+        opts = session_options(threads)
+        if external_data:  # ONNX Runtime copies what it needs while the session is created
+            names, buffers = list(external_data), list(external_data.values())
+            opts.add_external_initializers_from_files_in_memory(names, buffers, [len(b) for b in buffers])
+        source = model if isinstance(model, bytes) else str(model)
+        self.session = ort.InferenceSession(source, sess_options=opts, providers=["CPUExecutionProvider"])
+        # ORT's Python wrapper keeps model bytes for the session's whole life (its own comment: "This is bad as
+        # we're holding the memory indefinitely"), only to rebuild the session on an execution-provider
+        # fallback, which a CPU-only session never does. The session owns its weights by now: let them go.
+        self.session._model_bytes = None
         self.input_names = tuple(i.name for i in self.session.get_inputs())
         self._warm_up()
 
@@ -52,7 +74,7 @@ class OnnxBackend:
             "backend": self.name,
             "onnxruntime": ort.__version__,
             "threads": str(self.threads),
-            "file": self.model_path.name,
+            "file": self.file_name,
         }
 
     def _warm_up(self) -> None:
@@ -61,5 +83,21 @@ class OnnxBackend:
         self.logits({"input_ids": ones, "attention_mask": ones, "token_type_ids": np.zeros_like(ones)})
 
 
-def load(model_dir: Path, variant: Variant, *, threads: int) -> OnnxBackend:
-    return OnnxBackend(model_dir / variant.weight_file, name=variant.name, threads=threads)
+def load(files: ModelFiles, variant: Variant, *, threads: int) -> OnnxBackend:
+    path = files.path(variant.weight_file)
+    if path is not None:
+        return OnnxBackend(path, name=variant.name, threads=threads)
+    # In memory: external-data files are named as the graph references them, relative to the graph's folder.
+    folder = PurePosixPath(variant.weight_file).parent
+    external = {
+        str(PurePosixPath(key).relative_to(folder)): files.read_bytes(key)
+        for key in files.file_keys()
+        if key != variant.weight_file and variant.owns(PurePosixPath(key).name)
+    }
+    return OnnxBackend(
+        files.read_bytes(variant.weight_file),
+        name=variant.name,
+        threads=threads,
+        file_name=variant.weight_file,
+        external_data=external,
+    )

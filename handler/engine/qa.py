@@ -21,6 +21,7 @@ from handler.backends import Backend, load_backend
 from handler.engine.decoding import window_spans
 from handler.engine.params import QAParams
 from handler.engine.tokenization import Window, WindowTokenizer
+from handler.model_files import ModelFiles, as_model_files
 from handler.variants import Variant
 
 # Windows per backend call: bounds peak memory (batch x seq^2 attention) while amortising per-call overhead.
@@ -89,13 +90,12 @@ class QAEngine:
         self.max_batch_windows = max_batch_windows
 
     @classmethod
-    def load(cls, model_dir: Path, variant: Variant | str = "torch", **kwargs: Any) -> QAEngine:
-        model_dir = Path(model_dir)
-        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-        name = config.get("_name_or_path") or model_dir.name
-        return cls(
-            WindowTokenizer.from_dir(model_dir), load_backend(variant, model_dir), model_name=name, **kwargs
-        )
+    def load(cls, model: ModelFiles | Path, variant: Variant | str = "torch", **kwargs: Any) -> QAEngine:
+        """From a model's files: a directory, or bytes the store holds in memory (``handler.model_files``)."""
+        files = as_model_files(model)
+        config = json.loads(files.read_text("config.json"))
+        name = config.get("_name_or_path") or files.name
+        return cls(WindowTokenizer.from_files(files), load_backend(variant, files), model_name=name, **kwargs)
 
     def encode(self, pairs: Sequence[tuple[str, str]], params: QAParams = DEFAULT_PARAMS) -> EncodedRequest:
         seq, stride = self.tokenizer.resolve(params.max_seq_len, params.doc_stride)

@@ -15,6 +15,7 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer
 
 from handler.errors import InvalidInput
+from handler.model_files import DirectoryFiles, ModelFiles
 
 # The pipeline's defaults: max_seq_len = min(model_max_length, 384), doc_stride = min(max_seq_len // 2, 128).
 DEFAULT_MAX_SEQ_LEN = 384
@@ -68,12 +69,15 @@ class WindowTokenizer:
 
     @classmethod
     def from_dir(cls, model_dir: Path) -> WindowTokenizer:
-        tok_file = model_dir / "tokenizer.json"
-        if not tok_file.is_file():
-            raise FileNotFoundError(f"{tok_file.name} missing: publish the model with a fast tokenizer")
-        tokenizer = Tokenizer.from_file(str(tok_file))
-        tok_cfg = _read_json(model_dir / "tokenizer_config.json")
-        model_cfg = _read_json(model_dir / "config.json")
+        return cls.from_files(DirectoryFiles(model_dir))
+
+    @classmethod
+    def from_files(cls, files: ModelFiles) -> WindowTokenizer:
+        if not files.exists("tokenizer.json"):
+            raise FileNotFoundError("tokenizer.json missing: publish the model with a fast tokenizer")
+        tokenizer = Tokenizer.from_str(files.read_text("tokenizer.json"))
+        tok_cfg = _read_json(files, "tokenizer_config.json")
+        model_cfg = _read_json(files, "config.json")
         if tok_cfg.get("padding_side", "right") != "right":
             raise ValueError("only question-first (right-padded) tokenizers are supported")
         max_len = int(tok_cfg.get("model_max_length") or 0)
@@ -166,5 +170,5 @@ def _usable_positions(model_cfg: dict[str, Any]) -> int | None:
     return positions
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+def _read_json(files: ModelFiles, key: str) -> dict[str, Any]:
+    return json.loads(files.read_text(key)) if files.exists(key) else {}

@@ -77,8 +77,20 @@ def clean(cache_root: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
+def space_needed(files: tuple[FileEntry, ...]) -> int:
+    return sum(f.size for f in files) + _SPACE_MARGIN
+
+
+def free_space(cache_root: Path) -> int:
+    """Free bytes on the filesystem that holds (or would hold) ``cache_root``; nothing is created."""
+    path = cache_root.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
 def check_space(cache_root: Path, files: tuple[FileEntry, ...]) -> None:
-    needed = sum(f.size for f in files) + _SPACE_MARGIN
+    needed = space_needed(files)
     usage = shutil.disk_usage(cache_root)
     if usage.free >= needed:
         return

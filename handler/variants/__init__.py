@@ -25,7 +25,7 @@ class Variant:
     backend: str  # the QA_BACKEND value that selects it
     precision: str  # selected by QA_<BACKEND>_PRECISION, e.g. QA_ONNX_PRECISION=int8
     weights: tuple[str, ...]  # regexes of file names only this variant reads; other files serve every variant
-    loader: str  # "module:function" (model_dir, variant, threads) -> Backend, imported only when chosen
+    loader: str  # "module:function" (files, variant, threads) -> Backend, imported only when chosen
     builder: str | None = (
         None  # "module:function" (model_dir, out_dir) -> Path in qa_tools; None: shipped as-is
     )

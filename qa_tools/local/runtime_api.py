@@ -2,12 +2,14 @@
 
 The on-demand endpoints of https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html, as the base image's
 emulator serves them: ``GET /runtime/invocation/next`` (blocks until there is work), ``POST
-/runtime/invocation/{id}/response`` and ``.../error``, ``POST /runtime/init/error``. One ``RuntimeAPI`` serves one
-sandbox (one runtime process), which takes invocations one at a time, in order.
+/runtime/invocation/{id}/response`` and ``.../error``, ``POST /runtime/init/error``; and SnapStart's two, which
+Lambda offers only to SnapStart inits: ``GET /runtime/restore/next`` (the runtime calls it when init and the
+before-snapshot hooks are done; it returns once a copy is resumed: here, when ``restore()`` is called) and
+``POST /runtime/restore/error``. One ``RuntimeAPI`` serves one sandbox (one runtime process), which takes
+invocations one at a time, in order.
 
-To add an endpoint (e.g. SnapStart's ``GET /runtime/restore/next`` and ``POST /runtime/restore/error``): add a row
-to ``ENDPOINTS`` and a method of the same name taking the ``Request`` (and the path's named groups) and returning
-a ``Reply``. Nothing else routes.
+To add an endpoint: add a row to ``ENDPOINTS`` and a method of the same name taking the ``Request`` (and the
+path's named groups) and returning a ``Reply``. Nothing else routes.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ ENDPOINTS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("POST", re.compile(rf"{PREFIX}/invocation/(?P<request_id>[^/]+)/response"), "invocation_response"),
     ("POST", re.compile(rf"{PREFIX}/invocation/(?P<request_id>[^/]+)/error"), "invocation_error"),
     ("POST", re.compile(rf"{PREFIX}/init/error"), "init_error"),
+    ("GET", re.compile(rf"{PREFIX}/restore/next"), "restore_next"),
+    ("POST", re.compile(rf"{PREFIX}/restore/error"), "restore_error"),
 )
 
 
@@ -65,7 +69,7 @@ ACCEPTED = Reply.json(202, {"status": "OK"})
 class Outcome:
     """What the runtime posted: a function's response or error, or the init error."""
 
-    kind: str  # "response" | "error" | "init_error"
+    kind: str  # "response" | "error" | "init_error" | "restore_error"
     body: bytes
     error_type: str | None = None  # the Lambda-Runtime-Function-Error-Type header of errors
 
@@ -108,6 +112,10 @@ class RuntimeAPI:
         self.ready = threading.Event()
         self.init_failure: Outcome | None = None
         self.init_failed = threading.Event()
+        self.snapshot_requested = threading.Event()  # SnapStart: the runtime waits in /restore/next ...
+        self._restored = threading.Event()  # ... until this is set (a copy of the snapshot resumed)
+        self.restore_failure: Outcome | None = None
+        self.restore_failed = threading.Event()
         self._work: queue.Queue[Invocation | None] = queue.Queue()
         self._invocations: dict[str, Invocation] = {}
         self._server = ThreadingHTTPServer((LOOPBACK, 0), _handler(self))
@@ -127,8 +135,13 @@ class RuntimeAPI:
         self._invocations[invocation.request_id] = invocation
         self._work.put(invocation)
 
+    def restore(self) -> None:
+        """Resume the runtime waiting in /restore/next, as Lambda does when it restores the snapshot."""
+        self._restored.set()
+
     def close(self) -> None:
-        self._work.put(None)  # releases a runtime blocked in /next
+        self._restored.set()  # releases a runtime blocked in /restore/next ...
+        self._work.put(None)  # ... or in /next
         self._server.shutdown()
         self._server.server_close()
 
@@ -172,6 +185,16 @@ class RuntimeAPI:
     def init_error(self, request: Request) -> Reply:
         self.init_failure = Outcome("init_error", request.body, _error_type(request))
         self.init_failed.set()
+        return ACCEPTED
+
+    def restore_next(self, request: Request) -> Reply:
+        self.snapshot_requested.set()
+        self._restored.wait()
+        return Reply(200)
+
+    def restore_error(self, request: Request) -> Reply:
+        self.restore_failure = Outcome("restore_error", request.body, _error_type(request))
+        self.restore_failed.set()
         return ACCEPTED
 
     def _finish(self, request_id: str, outcome: Outcome) -> Reply:

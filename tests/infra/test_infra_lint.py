@@ -163,3 +163,26 @@ def test_check_jsonschema_flags_a_bad_workflow(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "runs-on" in result.stdout + result.stderr
+
+
+def _with_snapstart(tmp_path: Path, on: bool) -> Path:
+    """template.yaml with SnapStart on (and the 512 MB /tmp it requires) or off by default."""
+    text = (ROOT / "template.yaml").read_text()
+    if on:
+        snap = 'AllowedValues: ["On", "Off"]'
+        assert text.count('Default: "Off"\n    ' + snap) == 1
+        text = text.replace('Default: "Off"\n    ' + snap, 'Default: "On"\n    ' + snap)
+        storage = 'Default: "2048"\n    MinValue: 512'
+        assert text.count(storage) == 1
+        text = text.replace(storage, 'Default: "512"\n    MinValue: 512')
+    path = tmp_path / "template.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["snapstart-on", "snapstart-off"])
+def test_template_lints_and_transforms_with_snapstart(tmp_path: Path, on: bool) -> None:
+    path = str(_with_snapstart(tmp_path, on))
+    _assert_clean(_run([_tool("cfn-lint"), path], tmp_path))
+    _assert_clean(_run([_sam(), "validate", "--lint", "--template-file", path], tmp_path))
+    _assert_clean(_run([_sam(), "validate", "--region", "us-east-1", "--template-file", path], tmp_path))

@@ -319,3 +319,53 @@ def test_onnx_int8_path_imports_neither_torch_nor_transformers(exported: Path) -
     assert report["backend"] == "onnx-int8"
     assert report["answer"]
     assert report["answer"] in "Paris is the capital of France."
+
+
+# --- loading from memory (the model store's memory mode) --------------------------------------------------
+
+
+def test_backend_from_bytes_gives_the_logits_of_the_file(exported: Path) -> None:
+    from handler.model_files import DirectoryFiles, MemoryFiles
+
+    vocab = json.loads((exported / "config.json").read_text())["vocab_size"]
+    disk = DirectoryFiles(exported)
+    memory = MemoryFiles({key: disk.read_bytes(key) for key in disk.file_keys()}, "in-memory")
+    inputs = random_batch(np.random.default_rng(3), 3, 11, vocab)
+    for name in ONNX_FILES:
+        from_disk, from_memory = load_backend(name, disk), load_backend(name, memory)
+        assert from_memory.describe()["file"] == from_disk.describe()["file"] == ONNX_FILES[name]
+        for a, b in zip(from_disk.logits(inputs), from_memory.logits(inputs), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_session_from_bytes_keeps_no_reference_to_them(exported: Path) -> None:
+    """ONNX Runtime's wrapper would hold the model bytes for the session's life: 2x the weights for ever."""
+    import gc
+
+    data = (exported / ONNX_FILES["onnx-int8"]).read_bytes()
+    backend = OnnxBackend(data, name="onnx-int8", threads=1)
+    holders = [r for r in gc.get_referrers(data) if r is not sys._getframe()]
+    assert holders == []
+    ids = np.full((1, 5), 5, dtype=np.int64)
+    inputs = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    assert backend.logits(inputs)[0].shape == (1, 5)
+
+
+def test_external_data_is_read_from_memory_too(exported: Path, tmp_path: Path) -> None:
+    """A graph saved with its weights in a separate file (``model.onnx_data``) loads from bytes alone."""
+    from handler.model_files import MemoryFiles
+
+    graph = onnx.load(str(exported / ONNX_FILES["onnx-fp32"]))
+    onnx.save_model(graph, str(tmp_path / "model.onnx"), save_as_external_data=True,
+                    location="model.onnx_data", size_threshold=1024)  # fmt: skip
+    files = {k: (tmp_path / k).read_bytes() for k in ("model.onnx", "model.onnx_data")}
+    # The graph alone cannot load: its weights are in the other file.
+    with pytest.raises(Exception, match="External data"):
+        load_backend("onnx-fp32", MemoryFiles({"model.onnx": files["model.onnx"]}, "graph only"))
+    memory = MemoryFiles(files, "graph and data")
+    vocab = json.loads((exported / "config.json").read_text())["vocab_size"]
+    inputs = random_batch(np.random.default_rng(5), 2, 7, vocab)
+    reference = OnnxBackend(exported / ONNX_FILES["onnx-fp32"], name="onnx-fp32", threads=1).logits(inputs)
+    loaded = load_backend("onnx-fp32", memory).logits(inputs)
+    for a, b in zip(reference, loaded, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
