@@ -11,6 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from handler.api.batch import handle_batch
 from handler.api.direct import handle_direct
 from handler.api.events import Shape, detect_shape
 from handler.api.http import handle_http
@@ -30,4 +31,6 @@ def lambda_handler(event: Any, context: LambdaContext) -> Any:
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if shape is Shape.DIRECT:
         return handle_direct(event, context, SERVICE)
+    if shape is Shape.BATCH:
+        return handle_batch(event, context, SERVICE)
     return handle_http(shape, event, context, SERVICE)

@@ -69,6 +69,8 @@ class Settings:
     max_batch_size: int  # MAX_BATCH_SIZE
     max_windows: int  # MAX_WINDOWS
     max_batch_windows: int  # MAX_BATCH_WINDOWS
+    max_bulk_items: int  # MAX_BULK_ITEMS: items per Distributed Map batch
+    max_bulk_windows: int  # MAX_BULK_WINDOWS: windows of all the items of one batch together
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -82,4 +84,9 @@ class Settings:
             max_batch_size=_int("MAX_BATCH_SIZE", 32),
             max_windows=_int("MAX_WINDOWS", 64),
             max_batch_windows=_int("MAX_BATCH_WINDOWS", DEFAULT_MAX_BATCH_WINDOWS),
+            # A batch's answers are the child execution's output, capped at 256 KiB by Step Functions: ~1,000
+            # top-1 answers with ids. 2,000 windows is ~15 min of roberta-base on 2 vCPUs (Lambda's longest
+            # timeout): anything larger is a mis-sized batch, refused before any work.
+            max_bulk_items=_int("MAX_BULK_ITEMS", 1000),
+            max_bulk_windows=_int("MAX_BULK_WINDOWS", 2000),
         )

@@ -15,7 +15,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from handler.errors import InvalidInput, LimitExceeded, ModelUnavailable, QAError, TimeBudgetExceeded
+from handler.errors import (
+    InvalidInput,
+    LimitExceeded,
+    ModelUnavailable,
+    OutOfTime,
+    QAError,
+    TimeBudgetExceeded,
+)
 from handler.observability import count_error, log_unhandled
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -57,8 +64,12 @@ STATUS: dict[type[QAError], tuple[int, str]] = {
     InvalidRequest: (422, "validation_error"),
     InvalidInput: (422, "invalid_input"),
     ModelUnavailable: (503, "model_unavailable"),
+    OutOfTime: (503, "out_of_time"),
 }
 INTERNAL = (500, "internal_error")
+# A failure with this status may succeed if sent again unchanged (later, or to another environment); any other
+# status needs a different request or a fix. Batch results rely on it: resend exactly the items with this status.
+RETRYABLE_STATUS = 503
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,12 @@ class Failure:
             "body": self.json(),
             "isBase64Encoded": False,
         }
+
+
+def is_retryable(error: Mapping[str, Any]) -> bool:
+    """Whether an ``{"error": {...}}`` body (or its inner object) says "send the same request again"."""
+    inner = error.get("error", error)
+    return isinstance(inner, Mapping) and inner.get("status") == RETRYABLE_STATUS
 
 
 def failure(exc: BaseException) -> Failure:

@@ -89,3 +89,27 @@ def test_init_failure_is_reported_through_init_error(runtime_api: RuntimeAPI) ->
     finally:
         if proc.poll() is None:
             stop(proc)
+
+
+def test_runtime_client_answers_a_distributed_map_batch(runtime_api: RuntimeAPI, tiny_bert_dir: Path) -> None:
+    """The ItemBatcher payload through the real client: a list, each item what a single invoke returns."""
+    proc = start_runtime(runtime_api, MODEL_LOCAL_PATH=str(tiny_bert_dir))
+    try:
+        for name in ("batch-distributed-map.json", "bad-batch-items.json"):
+            batch = event(name)
+            outcome = runtime_api.invoke(batch)
+            assert outcome.kind == "response" and len(outcome.body) == len(batch["Items"])
+            parameters = batch["BatchInput"]["parameters"]
+            for got, item in zip(outcome.body, batch["Items"], strict=True):
+                if not isinstance(item, dict):
+                    assert got["error"]["status"] == 400
+                    continue
+                request = {k: v for k, v in item.items() if k not in ("id", "answers")}
+                alone = runtime_api.invoke({**parameters, **request}).body
+                expected = alone if isinstance(alone, dict) else {"answers": alone}
+                assert got == {"id": item["id"], **expected}
+        rejected = runtime_api.invoke(event("bad-batch-parameters.json"))
+        assert rejected.kind == "response" and rejected.body["error"]["status"] == 422
+        assert proc.poll() is None
+    finally:
+        stop(proc)
