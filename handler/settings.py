@@ -15,6 +15,12 @@ from handler.engine.qa import DEFAULT_MAX_BATCH_WINDOWS
 from handler.errors import ConfigurationError
 from handler.store.s3 import S3Location
 
+# A batch's answers are the child execution's output, capped at 256 KiB by Step Functions: ~1,000 top-1
+# answers with ids. 2,000 windows is ~15 min of roberta-base on 2 vCPUs (Lambda's longest timeout): anything
+# larger is a mis-sized batch, refused before any work.
+DEFAULT_MAX_BULK_ITEMS = 1000
+DEFAULT_MAX_BULK_WINDOWS = 2000
+
 
 def _str(name: str, default: str = "") -> str:
     return os.environ.get(name, "").strip() or default
@@ -84,9 +90,6 @@ class Settings:
             max_batch_size=_int("MAX_BATCH_SIZE", 32),
             max_windows=_int("MAX_WINDOWS", 64),
             max_batch_windows=_int("MAX_BATCH_WINDOWS", DEFAULT_MAX_BATCH_WINDOWS),
-            # A batch's answers are the child execution's output, capped at 256 KiB by Step Functions: ~1,000
-            # top-1 answers with ids. 2,000 windows is ~15 min of roberta-base on 2 vCPUs (Lambda's longest
-            # timeout): anything larger is a mis-sized batch, refused before any work.
-            max_bulk_items=_int("MAX_BULK_ITEMS", 1000),
-            max_bulk_windows=_int("MAX_BULK_WINDOWS", 2000),
+            max_bulk_items=_int("MAX_BULK_ITEMS", DEFAULT_MAX_BULK_ITEMS),
+            max_bulk_windows=_int("MAX_BULK_WINDOWS", DEFAULT_MAX_BULK_WINDOWS),
         )
