@@ -164,3 +164,30 @@ def test_check_jsonschema_flags_a_bad_workflow(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "runs-on" in result.stdout + result.stderr
+
+
+# --- the optional bulk-jobs block, switched on (its parameter's default flipped in a copy) ------------------
+BULK_OFF = "    Default: Disabled\n    AllowedValues: [Enabled, Disabled]"
+
+
+def _bulk_jobs_on(tmp_path: Path) -> Path:
+    """cfn-lint does not look inside a SAM state machine's Definition: tests/infra/test_bulk_template.py does."""
+    source = (ROOT / "template.yaml").read_text()
+    assert source.count(BULK_OFF) == 1, "BulkJobs parameter not found"
+    on = tmp_path / "template.yaml"
+    on.write_text(source.replace(BULK_OFF, BULK_OFF.replace("Disabled\n", "Enabled\n", 1)))
+    return on
+
+
+def test_cfn_lint_passes_with_bulk_jobs(tmp_path: Path) -> None:
+    _assert_clean(_run([_tool("cfn-lint"), str(_bulk_jobs_on(tmp_path))], tmp_path))
+
+
+def test_sam_validate_lint_passes_with_bulk_jobs(tmp_path: Path) -> None:
+    on = _bulk_jobs_on(tmp_path)
+    _assert_clean(_run([_sam(), "validate", "--lint", "--template-file", str(on)], tmp_path))
+
+
+def test_sam_transform_passes_with_bulk_jobs(tmp_path: Path) -> None:
+    on = _bulk_jobs_on(tmp_path)
+    _assert_clean(_run([_sam(), "validate", "--region", "us-east-1", "--template-file", str(on)], tmp_path))
