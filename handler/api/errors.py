@@ -54,6 +54,7 @@ class InvalidRequest(QAError):
 
 
 # (status, type) of every error a caller can get; a subclass not listed takes its nearest listed base.
+# 503 alone means "may succeed if sent again unchanged": batch results rely on it (resend those items).
 STATUS: dict[type[QAError], tuple[int, str]] = {
     BadRequest: (400, "bad_request"),
     NotFound: (404, "not_found"),
@@ -67,9 +68,6 @@ STATUS: dict[type[QAError], tuple[int, str]] = {
     OutOfTime: (503, "out_of_time"),
 }
 INTERNAL = (500, "internal_error")
-# A failure with this status may succeed if sent again unchanged (later, or to another environment); any other
-# status needs a different request or a fix. Batch results rely on it: resend exactly the items with this status.
-RETRYABLE_STATUS = 503
 
 
 @dataclass(frozen=True)
@@ -95,12 +93,6 @@ class Failure:
             "body": self.json(),
             "isBase64Encoded": False,
         }
-
-
-def is_retryable(error: Mapping[str, Any]) -> bool:
-    """Whether an ``{"error": {...}}`` body (or its inner object) says "send the same request again"."""
-    inner = error.get("error", error)
-    return isinstance(inner, Mapping) and inner.get("status") == RETRYABLE_STATUS
 
 
 def failure(exc: BaseException) -> Failure:

@@ -74,16 +74,23 @@ def count_lines(path: Path, fmt: str) -> int:
         return sum(1 for raw in f if raw.strip())
 
 
-def key(record: Mapping[str, Any], number: int | None = None) -> Key | None:
-    """The key of an item (its id, else its line ``number``) or of a result line (its id, else its ``line``)."""
+def _id_key(record: Mapping[str, Any]) -> Key | None:
     try:
         ident = item_id(record)
     except QAError:  # an unusable id: the item is known by its line
-        ident = {}
-    if ident:
-        return (ID, json.dumps(ident[ID]))
-    line = record.get(LINE, number)
-    return (LINE, str(line)) if isinstance(line, int) and not isinstance(line, bool) else None
+        return None
+    return (ID, json.dumps(ident[ID])) if ident else None
+
+
+def item_key(item: Mapping[str, Any], number: int) -> Key:
+    """An item's key: its id, else its line ``number``."""
+    return _id_key(item) or (LINE, str(number))
+
+
+def result_key(record: Mapping[str, Any]) -> Key | None:
+    """A result line's key: its id, else its ``line``; None for a line that is neither."""
+    line = record.get(LINE)
+    return _id_key(record) or ((LINE, str(line)) if type(line) is int else None)
 
 
 def gold_answers(item: Mapping[str, Any]) -> tuple[str, ...] | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from qa_tools.bulk.items import Key, key
+from qa_tools.bulk.items import Key, result_key
 
 
 class ResultsFileError(ValueError):
@@ -38,12 +38,12 @@ class ResultsFile:
             for number, raw in enumerate(f, start=1):
                 if torn is not None:  # the bad line was not the last one
                     raise ResultsFileError(f"{self.path}, line {number - 1}: {torn}; not a results file?")
-                problem = _problem(raw)
-                if problem is None:
-                    self.done.add(key(json.loads(raw)))  # type: ignore[arg-type]
-                    good += len(raw)
-                else:
+                record, problem = _parse(raw)
+                if record is None:
                     torn = problem
+                else:
+                    self.done.add(record[0])
+                    good += len(raw)
         if torn is not None:
             os.truncate(self.path, good)
             self.repaired = True
@@ -69,16 +69,18 @@ class ResultsFile:
         self.close()
 
 
-def _problem(raw: bytes) -> str | None:
+def _parse(raw: bytes) -> tuple[tuple[Key, dict[str, Any]] | None, str]:
+    """A whole result line as (key, record), or None and why it is not one."""
     if not raw.endswith(b"\n"):
-        return "an incomplete line"
+        return None, "an incomplete line"
     try:
         record = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        return "not JSON"
-    if not isinstance(record, dict) or key(record) is None:
-        return "a line with neither 'id' nor 'line'"
-    return None
+        return None, "not JSON"
+    k = result_key(record) if isinstance(record, dict) else None
+    if k is None:
+        return None, "a line with neither 'id' nor 'line'"
+    return (k, record), ""
 
 
 def read_results(path: Path) -> dict[Key, dict[str, Any]]:
@@ -86,7 +88,7 @@ def read_results(path: Path) -> dict[Key, dict[str, Any]]:
     results: dict[Key, dict[str, Any]] = {}
     with open(path, "rb") as f:
         for raw in f:
-            if _problem(raw) is None:
-                record = json.loads(raw)
-                results[key(record)] = record  # type: ignore[index]
+            parsed, _ = _parse(raw)
+            if parsed is not None:
+                results[parsed[0]] = parsed[1]
     return results

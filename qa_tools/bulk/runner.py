@@ -27,7 +27,7 @@ from handler.observability import logger, metrics
 from handler.runtime.loader import load_service
 from handler.service import QAService
 from handler.settings import Settings
-from qa_tools.bulk.items import LINE, Key, count_lines, gold_answers, key, read_lines
+from qa_tools.bulk.items import LINE, Key, count_lines, gold_answers, item_key, read_lines
 from qa_tools.bulk.output import ResultsFile, read_results
 from qa_tools.bulk.sizing import BatchLimits, batch_limits
 from qa_tools.squad import SquadItem, evaluate
@@ -131,14 +131,14 @@ def run(
             if line.item is None:
                 _bad(report, line.number, line.problem)
                 continue
-            k = key(line.item, line.number)
+            k = item_key(line.item, line.number)
             if k in seen:
                 _bad(report, line.number, f"duplicate {k[0]} {k[1]}: only its first line is answered")
                 continue
-            seen.add(k)  # type: ignore[arg-type]
+            seen.add(k)
             gold = gold_answers(line.item) if score else None
             if gold is not None:
-                golds[k] = SquadItem(f"{k[0]}:{k[1]}", "", "", gold)  # type: ignore[index]
+                golds[k] = SquadItem(f"{k[0]}:{k[1]}", "", "", gold)
             if k in results.done:
                 report.skipped += 1
                 continue
@@ -147,7 +147,7 @@ def run(
             result = answer_item(prepared, service, None)
             report.seconds += clock() - start
             metrics.clear_metrics()  # one item's metrics; never let Powertools accumulate them
-            results.append({LINE: line.number, **result} if k[0] == LINE else result)  # type: ignore[index]
+            results.append({LINE: line.number, **result} if k[0] == LINE else result)
             report.answered += 1
             report.windows += prepared.windows
             report.bytes += line.size
