@@ -7,11 +7,14 @@ the answer a single invoke would return, plus its ``id``: the answer object (``t
 and apply to every item that does not set its own. ``answers`` (gold answers, for evaluation) may travel with
 an item and is ignored.
 
-Items run one at a time: each result is bit-identical to a single invoke's, an item fails alone, and the time
-left is checked before each one. Grouping items into one forward pass measured only ~1.1x faster and shifts
-scores in the last digits (padding). When the time left cannot cover the next item, it and every later one
-are marked ``out_of_time`` (503: not attempted, resend as is); an item too large even for a fresh invocation
-gets ``time_budget_exceeded`` (413) and the batch goes on.
+Each item is validated and tokenized alone, and fails alone; consecutive items with the same parameters then
+share forward passes, up to ``MAX_BATCH_WINDOWS`` windows (the engine's unit). Measured interleaved on 2 vCPUs
+(bench/bulk_items.py, SQuAD 2.0 dev), that is 2.3-2.8x less time per question than one item per pass, with
+the same span for every answer (MiniLM and a roberta-base stand-in); scores may differ from a single invoke's
+in the 6th-7th digit (padded, batched arithmetic), as in the API's own ``inputs`` batches. Before each
+forward pass the time left is compared with its windows: when it no longer fits, its items and every later
+one are marked ``out_of_time`` (503: not attempted, resend as is). An item too large even for a fresh
+invocation runs alone and gets ``time_budget_exceeded`` (413); the batch goes on.
 
 What concerns the whole batch -- a malformed envelope, too many items or windows (``MAX_BULK_ITEMS``,
 ``MAX_BULK_WINDOWS``), bad ``BatchInput.parameters``, no model -- returns one ``{"error": {...}}`` object
@@ -97,22 +100,50 @@ def prepare_item(item: Any, defaults: Mapping[str, Any], service: QAService) -> 
         return Prepared(ident, error=failure(exc).body())
 
 
-def answer_item(prepared: Prepared, service: QAService, remaining_ms: int | None) -> dict[str, Any]:
-    """The item's result object; an inference failure is that item's error, never the batch's."""
-    if prepared.encoded is None:
-        return {**prepared.ident, **(prepared.error or {})}
-    try:
-        answer = service.answer(prepared.encoded, batch=False, remaining_ms=remaining_ms)
-    except Exception as exc:
-        return {**prepared.ident, **failure(exc).body()}
+def _answered(prepared: Prepared, answer: Any) -> dict[str, Any]:
     return {**prepared.ident, **(answer if isinstance(answer, dict) else {"answers": answer})}
 
 
+def _answer_group(
+    group: Sequence[Prepared], service: QAService, remaining_ms: int | None
+) -> list[dict[str, Any]]:
+    """One forward pass (or a few, for a long item) for items with the same parameters; a failure is each one's."""
+    encoded = [p.encoded for p in group if p.encoded is not None]
+    try:
+        answers = service.answer(EncodedRequest.join(encoded), batch=True, remaining_ms=remaining_ms)
+    except Exception as exc:
+        return [{**p.ident, **failure(exc).body()} for p in group]
+    return [_answered(p, a) for p, a in zip(group, answers, strict=True)]
+
+
 def _not_attempted(prepared: Prepared) -> dict[str, Any]:
-    if prepared.error is not None:  # its own error stands: resending would not change it
-        return {**prepared.ident, **prepared.error}
     message = "the invocation ran out of time before this item; it was not attempted: send it again"
     return {**prepared.ident, **failure(OutOfTime(message)).body()}
+
+
+def _groups(prepared: Sequence[Prepared], max_windows: int, fits: Callable[[int], bool]) -> list[list[int]]:
+    """Consecutive answerable items with the same parameters, as many as share ``max_windows`` windows and
+    could run in a fresh invocation (``fits``); an item too large for either runs alone."""
+    groups: list[list[int]] = []
+    windows = 0
+    for i, item in enumerate(prepared):
+        if item.encoded is None:
+            continue
+        last = prepared[groups[-1][0]] if groups else None
+        joins = (
+            last is not None
+            and last.encoded is not None
+            and last.encoded.params == item.encoded.params
+            and windows + item.windows <= max_windows
+            and fits(windows + item.windows)
+        )
+        if joins:
+            groups[-1].append(i)
+            windows += item.windows
+        else:
+            groups.append([i])
+            windows = item.windows
+    return groups
 
 
 def prepare_batch(event: Any, service: QAService) -> list[Prepared]:
@@ -145,16 +176,20 @@ def answer_batch(
     """Answers in order while time lasts; see the module docstring for what happens when it does not."""
     at_start = remaining()
     budget = service.budget
-    results: list[dict[str, Any]] = []
-    for i, item in enumerate(prepared):
+    results = [{**p.ident, **p.error} if p.error is not None else {} for p in prepared]
+    max_windows = service.engine.max_batch_windows if service.engine is not None else 1
+    groups = _groups(prepared, max_windows, lambda windows: budget.fits(windows, at_start))
+    for n, group in enumerate(groups):
+        windows = sum(prepared[i].windows for i in group)
         left = remaining()
-        # Too late for this item, but not too big for a fresh invocation: stop here, the rest is resent.
-        # Too big even for a fresh one: answer_item reports time_budget_exceeded for it alone.
-        out_of_time = not budget.fits(item.windows, left) and budget.fits(item.windows, at_start)
-        if item.encoded is not None and out_of_time:
-            results += [_not_attempted(rest) for rest in prepared[i:]]
+        # Too late for this group, but not too big for a fresh invocation: stop here, the rest is resent.
+        # Too big even for a fresh one (a lone item): _answer_group reports time_budget_exceeded for it.
+        if not budget.fits(windows, left) and budget.fits(windows, at_start):
+            for i in (i for later in groups[n:] for i in later):
+                results[i] = _not_attempted(prepared[i])
             break
-        results.append(answer_item(item, service, left))
+        for i, result in zip(group, _answer_group([prepared[i] for i in group], service, left), strict=True):
+            results[i] = result
     return results
 
 

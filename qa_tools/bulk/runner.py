@@ -1,9 +1,9 @@
 """``bulk run``: the Distributed Map job on this machine, through the function's own init and answer path.
 
 The model is loaded by ``handler.runtime.loader.load_service`` from settings read the function's way (the same
-environment variables and limits), and each item goes through ``handler.api.batch`` exactly as inside a batch:
-a result line here is what the function returns for that item, plus ``"line": N`` for items without an id.
-There is no time budget locally, so nothing comes back ``out_of_time``.
+environment variables and limits), and the items go through ``handler.api.batch`` in chunks, exactly as a
+batch does inside the function: a result line here is what the function returns for that item, plus
+``"line": N`` for items without an id. There is no time budget locally, so nothing comes back ``out_of_time``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 from handler import variants
-from handler.api.batch import answer_item, prepare_item
+from handler.api.batch import Prepared, answer_batch, prepare_item
 from handler.observability import logger, metrics
 from handler.runtime.loader import load_service
 from handler.service import QAService
@@ -33,6 +33,7 @@ from qa_tools.bulk.sizing import BatchLimits, batch_limits
 from qa_tools.squad import SquadItem, evaluate
 
 SYNC_EVERY_S = 2.0  # fsync the results this often: a crash loses at most this much work
+CHUNK = 32  # items answered together (sharing forward passes), then written: what an interruption may redo
 MAX_REPORTED = 20  # problems printed one by one; the rest are counted
 
 
@@ -110,12 +111,14 @@ def run(
     parameters: Mapping[str, Any],
     score: bool = False,
     progress: bool = True,
+    chunk: int = CHUNK,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Report:
     """Answers every item of ``input_path`` not yet in ``output_path``; see the module docstring."""
     report = Report(str(input_path), str(output_path))
     golds: dict[Key, SquadItem] = {}
     seen: set[Key] = set()
+    pending: list[tuple[int, Key, int, Prepared]] = []  # (line number, key, size, prepared item)
     total = count_lines(input_path, fmt)
     with (
         ResultsFile(output_path) as results,
@@ -125,6 +128,26 @@ def run(
     ):
         report.repaired = results.repaired
         last_sync = clock()
+
+        def answer_pending() -> None:
+            nonlocal last_sync
+            start = clock()
+            answers = answer_batch([p for *_, p in pending], service, lambda: None)
+            report.seconds += clock() - start
+            metrics.clear_metrics()  # never let Powertools accumulate (and print) the function's metrics
+            for (number, k, size, prepared), result in zip(pending, answers, strict=True):
+                results.append({LINE: number, **result} if k[0] == LINE else result)
+                report.answered += 1
+                report.windows += prepared.windows
+                report.bytes += size
+                if "error" in result:
+                    report.errors[result["error"]["type"]] += 1
+                    _note(report, number, f"{result['error']['type']}: {result['error']['message']}")
+            pending.clear()
+            if clock() - last_sync >= SYNC_EVERY_S:
+                results.sync()
+                last_sync = clock()
+
         for line in read_lines(input_path, fmt):
             bar.update(1)
             report.lines += 1
@@ -143,20 +166,12 @@ def run(
                 report.skipped += 1
                 continue
             start = clock()
-            prepared = prepare_item(line.item, parameters, service)
-            result = answer_item(prepared, service, None)
+            pending.append((line.number, k, line.size, prepare_item(line.item, parameters, service)))
             report.seconds += clock() - start
-            metrics.clear_metrics()  # one item's metrics; never let Powertools accumulate them
-            results.append({LINE: line.number, **result} if k[0] == LINE else result)
-            report.answered += 1
-            report.windows += prepared.windows
-            report.bytes += line.size
-            if "error" in result:
-                report.errors[result["error"]["type"]] += 1
-                _note(report, line.number, f"{result['error']['type']}: {result['error']['message']}")
-            if clock() - last_sync >= SYNC_EVERY_S:
-                results.sync()
-                last_sync = clock()
+            if len(pending) >= chunk:
+                answer_pending()
+        if pending:
+            answer_pending()
     if score and golds:
         report.evaluation = _evaluate(golds, output_path)
     return report

@@ -1,5 +1,6 @@
-"""Distributed Map batches through lambda_handler: item by item equal to single invokes, bad items alone,
-envelope limits, and the time budget cutting a batch short (clock and estimate injected, never measured)."""
+"""Distributed Map batches through lambda_handler: item by item the same answers as single invokes, bad items
+alone, forward passes shared, envelope limits, and the time budget cutting a batch short (clock and estimate
+injected, never measured)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from handler.api.events import Shape, detect_shape
-from tests.fixtures.events import invoke, load
+from tests.fixtures.events import assert_same_answer, invoke, load
 from tests.fixtures.lambda_env import FakeContext
 
 CONTEXT = "Paris is the capital and most populous city of France; the river flows under an old bridge."
@@ -49,7 +50,7 @@ def test_each_item_equals_a_single_invoke(bert_app: Any) -> None:
     for got, item in zip(result, items, strict=True):
         alone = single(bert_app, item, PARAMETERS)
         assert "error" not in (alone if isinstance(alone, dict) else {}), alone
-        assert got == as_item_result(alone, item)
+        assert_same_answer(got, as_item_result(alone, item))
     assert "id" not in result[2] and len(result[1]["answers"]) == 3
     assert result[0] != result[3] | {"id": "plain"}, "items must not all get the same answer"
 
@@ -63,7 +64,7 @@ def test_batch_parameters_apply_unless_the_item_overrides_them(bert_app: Any) ->
     )
     assert set(overridden[0]) == {"id", "answer", "score", "start", "end"}
     no_batch_input = invoke(bert_app, {"Items": [item]})
-    assert no_batch_input == [as_item_result(single(bert_app, item, {}), item)]
+    assert_same_answer(no_batch_input, [as_item_result(single(bert_app, item, {}), item)])
 
 
 def test_bad_items_fail_alone_with_the_single_invoke_error(bert_app: Any) -> None:
@@ -80,7 +81,7 @@ def test_bad_items_fail_alone_with_the_single_invoke_error(bert_app: Any) -> Non
     result = invoke(bert_app, {"Items": items, "BatchInput": {"parameters": {}}})
     assert len(result) == len(items)
     for got, item in zip(result, items, strict=True):
-        assert got == as_item_result(single(bert_app, item, {}), item)
+        assert_same_answer(got, as_item_result(single(bert_app, item, {}), item))
     assert [r.get("error", {}).get("status") for r in result] == [None, 422, 422, 422, 422, 413, None]
     assert "context" in result[1]["error"]["message"] and "top_kk" in result[3]["error"]["message"]
 
@@ -101,7 +102,7 @@ def test_items_no_single_invoke_has(bert_app: Any, item: Any, status: int, words
     assert first["error"]["status"] == status and words in first["error"]["message"]
     valid_id = isinstance(item, dict) and isinstance(item.get("id"), str)
     assert ("id" in first) == valid_id
-    assert second == single(bert_app, good, {})
+    assert_same_answer(second, single(bert_app, good, {}))
 
 
 @pytest.mark.parametrize(
@@ -160,8 +161,8 @@ def test_no_model_fails_the_whole_batch(bert_app: Any, monkeypatch: pytest.Monke
 
 @dataclass
 class Clock:
-    """Seconds that advance 0.1 s each time the service reads them: an inference measures 100 ms and uses up
-    200 ms of the invocation (two reads)."""
+    """Seconds that advance 0.1 s each time the service reads them: a forward pass reads it twice, so it uses
+    200 ms of the invocation whatever its size (the estimate is pinned at 100 ms per window)."""
 
     now: float = 0.0
 
@@ -181,28 +182,50 @@ class Deadline(FakeContext):
         return round(self.deadline_ms - self.clock.now * 1000)
 
 
-def test_out_of_time_marks_the_rest_retryable(bert_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """100 ms per one-window item, 500 ms kept back, 1,400 ms at the start: items start at 1,400, 1,200, 1,000,
-    800 and 600 ms left; at 400 ms the next one no longer fits, so it and the rest are out_of_time (503),
-    except an invalid item, which keeps its own error. A 36-window item (3,600 ms) could not fit even this
-    invocation's start: it alone gets time_budget_exceeded (413) and the batch goes on.
+class Recorder:
+    """Wraps the backend to record how many windows each forward pass got."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.name, self.passes = inner, inner.name, []
+
+    def describe(self) -> dict[str, str]:
+        return self.inner.describe()
+
+    def logits(self, inputs: dict[str, Any]) -> Any:
+        self.passes.append(len(inputs["input_ids"]))
+        return self.inner.logits(inputs)
+
+
+def test_items_share_forward_passes_until_time_runs_out(
+    app_factory: Any, tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forward passes of up to MAX_BATCH_WINDOWS=3 windows, 100 ms per window, 500 ms kept back, 1,200 ms at
+    the start. Passes start with 1,200 ms left ([q0]), 1,000 ([q1 q2 q3]) and 800 ([q4 q5 q6]: the invalid
+    item between them is not a model input); at 600 ms left [q7 q8 q9] (300 ms) no longer fits, so they are
+    out_of_time (503). The 36-window item could not fit even at the start: it alone gets
+    time_budget_exceeded (413), and as its parameters differ it never shares a pass.
     """
-    clock = Clock()
-    monkeypatch.setattr(bert_app.SERVICE, "clock", clock)
-    monkeypatch.setattr(bert_app.SERVICE.budget, "ms_per_window", 100.0)
-    short = [{"id": f"q{i}", "question": "What is the capital?", "context": CONTEXT} for i in range(8)]
+    app = app_factory(MODEL_LOCAL_PATH=str(tiny_bert_dir), MAX_BATCH_WINDOWS="3")
+    clock, service = Clock(), app.SERVICE
+    recorder = Recorder(service.engine.backend)
+    monkeypatch.setattr(service.engine, "backend", recorder)
+    monkeypatch.setattr(service, "clock", clock)
+    monkeypatch.setattr(service.budget, "ms_per_window", 100.0)
+    monkeypatch.setattr(service.budget, "observe", lambda windows, elapsed_ms: None)
+    short = [{"id": f"q{i}", "question": "What is the capital?", "context": CONTEXT} for i in range(10)]
     huge = {"id": "huge", "question": "q", "context": "word " * 400, "max_seq_len": 64, "doc_stride": 16}
-    items = [short[0], huge, *short[1:6], {"id": "bad", "question": "q"}, *short[6:]]
-    result = bert_app.lambda_handler(
-        copy.deepcopy({"Items": items, "BatchInput": {"parameters": {}}}), Deadline(clock, 1_400)
-    )
+    items = [short[0], huge, *short[1:5], {"id": "bad", "question": "q"}, *short[5:]]
+    result = app.lambda_handler(copy.deepcopy({"Items": items}), Deadline(clock, 1_200))
+
     assert [r["id"] for r in result] == [i["id"] for i in items]
     kinds = [r["error"]["type"] if "error" in r else "answer" for r in result]
     assert kinds == [
         "answer", "time_budget_exceeded", "answer", "answer", "answer", "answer",
-        "out_of_time", "validation_error", "out_of_time", "out_of_time",
+        "validation_error", "answer", "answer", "out_of_time", "out_of_time", "out_of_time",
     ]  # fmt: skip
+    assert recorder.passes == [1, 3, 3]
     assert result[1]["error"]["status"] == 413 and "36 windows" in result[1]["error"]["message"]
     assert {r["error"]["status"] for r in result if r.get("error", {}).get("type") == "out_of_time"} == {503}
-    assert result[0] == as_item_result(single(bert_app, short[0], {}), short[0])
-    assert bert_app.SERVICE.budget.ms_per_window == pytest.approx(100.0)  # the fake clock kept it steady
+    for got, item in zip(result, items, strict=True):
+        if "answer" in got:
+            assert_same_answer(got, as_item_result(single(app, item, {}), item))

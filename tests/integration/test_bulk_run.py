@@ -20,7 +20,7 @@ from qa_tools.bulk.__main__ import main
 from qa_tools.bulk.items import read_lines
 from qa_tools.bulk.runner import local_service, run
 from tests.fixtures.bulk import ANSWER, PLANTED_QUESTIONS, PLANTED_SCORES, WITH_ANSWER, write_squad
-from tests.fixtures.events import invoke
+from tests.fixtures.events import assert_same_answer, invoke
 from tests.fixtures.models import PlantedModel
 
 SQUAD2 = {"handle_impossible_answer": True}
@@ -104,27 +104,27 @@ def test_resume_after_an_interruption_and_a_torn_line(
     run(source, fresh, service, fmt="jsonl", parameters={}, progress=False)
 
     calls = {"n": 0}
-    real_answer = runner.answer_item
+    real_answer = runner.answer_batch
 
     def interrupted(*args: Any) -> Any:
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == 3:
             raise KeyboardInterrupt
         return real_answer(*args)
 
     output = tmp_path / "out.jsonl"
-    monkeypatch.setattr(runner, "answer_item", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run(source, output, service, fmt="jsonl", parameters={}, progress=False)
-    monkeypatch.setattr(runner, "answer_item", real_answer)
+    monkeypatch.setattr(runner, "answer_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # chunks of 2: [q0 q1] [q2 line-4] written, [q3 q4] interrupted
+        run(source, output, service, fmt="jsonl", parameters={}, progress=False, chunk=2)
+    monkeypatch.setattr(runner, "answer_batch", real_answer)
     assert len(lines(output)) == 4  # whole lines only: q0, q1, q2 and line 4 (no id)
     with output.open("ab") as f:  # a kill in the middle of a write
         f.write(b'{"id": "q4", "answ')
 
-    report = run(source, output, service, fmt="jsonl", parameters={}, progress=False)
+    report = run(source, output, service, fmt="jsonl", parameters={}, progress=False, chunk=2)
 
     assert report.repaired and (report.skipped, report.answered) == (4, 3)
-    assert lines(output) == lines(fresh)
+    assert_same_answer(lines(output), lines(fresh))
     assert lines(output)[3]["line"] == 4
 
 
@@ -214,7 +214,7 @@ def test_cli_interrupt_says_how_to_resume(
     def interrupt(*args: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "answer_item", interrupt)
+    monkeypatch.setattr(runner, "answer_batch", interrupt)
     code = main(
         ["run", str(source), str(tmp_path / "o.jsonl"), "--model", str(planted_bert.path), "--no-progress"]
     )

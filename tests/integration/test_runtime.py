@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures import ROOT
+from tests.fixtures.events import assert_same_answer
 from tests.fixtures.runtime_api import RuntimeAPI, start_runtime_api
 
 EVENTS = ROOT / "events"
@@ -92,7 +93,7 @@ def test_init_failure_is_reported_through_init_error(runtime_api: RuntimeAPI) ->
 
 
 def test_runtime_client_answers_a_distributed_map_batch(runtime_api: RuntimeAPI, tiny_bert_dir: Path) -> None:
-    """The ItemBatcher payload through the real client: a list, each item what a single invoke returns."""
+    """The ItemBatcher payload through the real client: a list, each item the answer a single invoke gets."""
     proc = start_runtime(runtime_api, MODEL_LOCAL_PATH=str(tiny_bert_dir))
     try:
         for name in ("batch-distributed-map.json", "bad-batch-items.json"):
@@ -107,7 +108,7 @@ def test_runtime_client_answers_a_distributed_map_batch(runtime_api: RuntimeAPI,
                 request = {k: v for k, v in item.items() if k not in ("id", "answers")}
                 alone = runtime_api.invoke({**parameters, **request}).body
                 expected = alone if isinstance(alone, dict) else {"answers": alone}
-                assert got == {"id": item["id"], **expected}
+                assert_same_answer(got, {"id": item["id"], **expected})
         rejected = runtime_api.invoke(event("bad-batch-parameters.json"))
         assert rejected.kind == "response" and rejected.body["error"]["status"] == 422
         assert proc.poll() is None
