@@ -9,7 +9,7 @@ an item and is ignored.
 
 Each item is validated and tokenized alone, and fails alone; consecutive items with the same parameters then
 share forward passes, up to ``MAX_BATCH_WINDOWS`` windows (the engine's unit). Measured interleaved on 2 vCPUs
-(bench/bulk_items.py, SQuAD 2.0 dev), that is 2.3-2.8x less time per question than one item per pass, with
+(bench/bulk_items.py, SQuAD 2.0 dev), that is 2.0-2.8x less time per question than one item per pass, with
 the same span for every answer (MiniLM and a roberta-base stand-in); scores may differ from a single invoke's
 in the 6th-7th digit (padded, batched arithmetic), as in the API's own ``inputs`` batches. Before each
 forward pass the time left is compared with its windows: when it no longer fits, its items and every later
