@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 from qa_tools.bulk.__main__ import main
 from qa_tools.bulk.submit import check_input, default_name, execution_input, follow, start
-from tests.fixtures.bulk import bulk_definition, for_moto, template
+from tests.fixtures.bulk import MOTO_GAPS, bulk_definition, for_moto, template
 from tests.fixtures.s3 import REGION, Bucket, MotoS3
 
 STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:bulk"
@@ -134,6 +134,31 @@ def test_a_missing_input_fails_before_any_execution(capsys: pytest.CaptureFixtur
         stub.add_client_error("head_object", "403", http_status_code=403)
         check_input(s3, "data", "in.jsonl")  # no right to look: the job itself will say
     assert "could not check s3://data/in.jsonl: 403" in capsys.readouterr().err
+
+
+def _leaves(node: Any, path: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        return {
+            k: v
+            for key, child in node.items()
+            for k, v in _leaves(child, f"{path}.{key}".lstrip(".")).items()
+        }
+    if isinstance(node, list):
+        return {k: v for i, child in enumerate(node) for k, v in _leaves(child, f"{path}[{i}]").items()}
+    return {path: node}
+
+
+def test_the_moto_variant_changes_only_what_moto_cannot_run() -> None:
+    real, adapted = _leaves(bulk_definition(template())), _leaves(for_moto(bulk_definition(template())))
+    changed = {p for p in real.keys() | adapted.keys() if real.get(p) != adapted.get(p)}
+    owner = {
+        p: [gap for gap in MOTO_GAPS if p == gap or p.startswith((f"{gap}.", f"{gap}["))] for p in changed
+    }
+    assert all(owner.values()), {p for p, gaps in owner.items() if not gaps}
+    assert {g for gaps in owner.values() for g in gaps} == set(MOTO_GAPS)  # each gap is really there
+    task = "States.AnswerAll.ItemProcessor.States.Answer"
+    assert adapted[f"{task}.OutputPath"] == real[f"{task}.OutputPath"]
+    assert adapted[f"{task}.Next"] == real[f"{task}.Next"]
 
 
 # --- a whole job on moto ------------------------------------------------------------------------------------
