@@ -18,6 +18,7 @@ from aws_lambda_powertools.logging import correlation_paths  # noqa: E402
 from aws_lambda_powertools.metrics import MetricUnit  # noqa: E402
 from aws_lambda_powertools.utilities.typing import LambdaContext  # noqa: E402
 
+from handler.api.batch import handle_batch  # noqa: E402
 from handler.api.direct import handle_direct  # noqa: E402
 from handler.api.events import Shape, detect_shape  # noqa: E402
 from handler.api.http import handle_http  # noqa: E402
@@ -36,4 +37,6 @@ def lambda_handler(event: Any, context: LambdaContext) -> Any:
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if shape is Shape.DIRECT:
         return handle_direct(event, context, SERVICE)
+    if shape is Shape.BATCH:
+        return handle_batch(event, context, SERVICE)
     return handle_http(shape, event, context, SERVICE)

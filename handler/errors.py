@@ -23,6 +23,10 @@ class TimeBudgetExceeded(LimitExceeded):
     """The request would not finish before the function times out: refused early instead."""
 
 
+class OutOfTime(QAError):
+    """A batch ran out of invocation time before reaching this item: it was not attempted, so resending it is safe."""
+
+
 class ModelUnavailable(QAError):
     """The model could not be loaded at init, so no request can be answered (a retry may help later)."""
 

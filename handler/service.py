@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from handler.api.schemas import PredictRequest, shape_answers
-from handler.engine import QAEngine
+from handler.engine import EncodedRequest, QAEngine
 from handler.errors import LimitExceeded, ModelUnavailable, TimeBudgetExceeded
 from handler.observability import metrics, subsegment
 from handler.settings import Settings
@@ -38,11 +38,14 @@ class TimeBudget:
         prev = self.ms_per_window
         self.ms_per_window = per_window if prev is None else EWMA_ALPHA * per_window + (1 - EWMA_ALPHA) * prev
 
-    def check(self, windows: int, remaining_ms: int | None) -> None:
+    def fits(self, windows: int, remaining_ms: int | None) -> bool:
         if remaining_ms is None or self.ms_per_window is None:
-            return
-        expected = windows * self.ms_per_window
-        if expected > remaining_ms - self.margin_ms:
+            return True
+        return windows * self.ms_per_window <= remaining_ms - self.margin_ms
+
+    def check(self, windows: int, remaining_ms: int | None) -> None:
+        if not self.fits(windows, remaining_ms):
+            expected = windows * (self.ms_per_window or 0.0)
             raise TimeBudgetExceeded(
                 f"the request needs {windows} windows (~{expected:.0f} ms) but the function has "
                 f"{remaining_ms} ms left; send less text or raise the function timeout"
@@ -66,6 +69,10 @@ class QAService:
         return {"status": "ok", **self.info}
 
     def predict(self, request: PredictRequest, remaining_ms: int | None = None) -> Any:
+        return self.answer(self.prepare(request), batch=request.is_batch, remaining_ms=remaining_ms)
+
+    def prepare(self, request: PredictRequest) -> EncodedRequest:
+        """Limits and tokenization: the windows are the work, known before any of it is done."""
         engine = self._engine()
         pairs = self._check_limits(request)
         with subsegment("tokenize"):
@@ -76,6 +83,12 @@ class QAService:
                 f"the request needs {windows} model windows; the limit is {self.settings.max_windows} "
                 "(send shorter contexts, fewer inputs, or a larger max_seq_len)"
             )
+        return encoded
+
+    def answer(self, encoded: EncodedRequest, *, batch: bool, remaining_ms: int | None = None) -> Any:
+        """Inference on prepared windows, refused up front when the time left cannot cover them."""
+        engine = self._engine()
+        windows = encoded.num_windows
         self.budget.check(windows, remaining_ms)
         start = self.clock()
         with subsegment("inference") as segment:
@@ -85,8 +98,8 @@ class QAService:
         self.budget.observe(windows, elapsed_ms)
         metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=elapsed_ms)
         metrics.add_metric(name="WindowsPerRequest", unit=MetricUnit.Count, value=windows)
-        metrics.add_metric(name="InputsPerRequest", unit=MetricUnit.Count, value=len(pairs))
-        return shape_answers(answers, top_k=encoded.params.top_k, batch=request.is_batch)
+        metrics.add_metric(name="InputsPerRequest", unit=MetricUnit.Count, value=len(encoded.pairs))
+        return shape_answers(answers, top_k=encoded.params.top_k, batch=batch)
 
     def _engine(self) -> QAEngine:
         if self.engine is None:

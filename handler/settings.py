@@ -18,6 +18,11 @@ from handler.store.s3 import S3Location
 MODEL_STORES = ("auto", "disk", "memory")
 # AWS_LAMBDA_INITIALIZATION_TYPE of a SnapStart init (awslambdaric's INIT_TYPE_SNAP_START)
 SNAP_START = "snap-start"
+# A batch's answers are the child execution's output, capped at 256 KiB by Step Functions: ~1,000 top-1
+# answers with ids. 2,000 windows is ~15 min of roberta-base on 2 vCPUs (Lambda's longest timeout): anything
+# larger is a mis-sized batch, refused before any work.
+DEFAULT_MAX_BULK_ITEMS = 1000
+DEFAULT_MAX_BULK_WINDOWS = 2000
 
 
 def _str(name: str, default: str = "") -> str:
@@ -80,6 +85,8 @@ class Settings:
     max_batch_size: int  # MAX_BATCH_SIZE
     max_windows: int  # MAX_WINDOWS
     max_batch_windows: int  # MAX_BATCH_WINDOWS
+    max_bulk_items: int  # MAX_BULK_ITEMS: items per Distributed Map batch
+    max_bulk_windows: int  # MAX_BULK_WINDOWS: windows of all the items of one batch together
     # MODEL_STORE: where a model from S3 is kept -- disk (MODEL_DIR), memory (nothing written), or auto:
     # memory under SnapStart or when MODEL_DIR's filesystem lacks room, else disk (handler.store.warm.choose_store)
     model_store: str = "auto"
@@ -99,6 +106,8 @@ class Settings:
             max_batch_size=_int("MAX_BATCH_SIZE", 32),
             max_windows=_int("MAX_WINDOWS", 64),
             max_batch_windows=_int("MAX_BATCH_WINDOWS", DEFAULT_MAX_BATCH_WINDOWS),
+            max_bulk_items=_int("MAX_BULK_ITEMS", DEFAULT_MAX_BULK_ITEMS),
+            max_bulk_windows=_int("MAX_BULK_WINDOWS", DEFAULT_MAX_BULK_WINDOWS),
             model_store=_choice("MODEL_STORE", "auto", MODEL_STORES),
             snapstart=os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == SNAP_START,
         )

@@ -15,7 +15,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from handler.errors import InvalidInput, LimitExceeded, ModelUnavailable, QAError, TimeBudgetExceeded
+from handler.errors import (
+    InvalidInput,
+    LimitExceeded,
+    ModelUnavailable,
+    OutOfTime,
+    QAError,
+    TimeBudgetExceeded,
+)
 from handler.observability import count_error, log_unhandled
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -47,6 +54,7 @@ class InvalidRequest(QAError):
 
 
 # (status, type) of every error a caller can get; a subclass not listed takes its nearest listed base.
+# 503 alone means "may succeed if sent again unchanged": batch results rely on it (resend those items).
 STATUS: dict[type[QAError], tuple[int, str]] = {
     BadRequest: (400, "bad_request"),
     NotFound: (404, "not_found"),
@@ -57,6 +65,7 @@ STATUS: dict[type[QAError], tuple[int, str]] = {
     InvalidRequest: (422, "validation_error"),
     InvalidInput: (422, "invalid_input"),
     ModelUnavailable: (503, "model_unavailable"),
+    OutOfTime: (503, "out_of_time"),
 }
 INTERNAL = (500, "internal_error")
 

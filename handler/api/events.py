@@ -11,6 +11,7 @@ class Shape(Enum):
     HTTP_V2 = "http-v2"  # API Gateway HTTP API (payload format 2.0)
     FUNCTION_URL = "function-url"  # Lambda function URL (payload format 2.0, lambda-url domain)
     DIRECT = "direct"  # `aws lambda invoke`: the event is the request itself
+    BATCH = "batch"  # Step Functions Distributed Map with ItemBatcher: {"Items": [...], "BatchInput": {...}}
 
 
 def detect_shape(event: Any) -> Shape:
@@ -18,7 +19,7 @@ def detect_shape(event: Any) -> Shape:
         return Shape.DIRECT
     ctx = event.get("requestContext")
     if not isinstance(ctx, dict):
-        return Shape.DIRECT
+        return Shape.BATCH if "Items" in event else Shape.DIRECT
     if event.get("version") == "2.0" and isinstance(ctx.get("http"), dict):
         domain = str(ctx.get("domainName", ""))
         return Shape.FUNCTION_URL if ".lambda-url." in domain else Shape.HTTP_V2

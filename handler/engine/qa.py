@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,18 @@ class EncodedRequest:
     @property
     def num_windows(self) -> int:
         return len(self.windows)
+
+    @classmethod
+    def join(cls, parts: Sequence[EncodedRequest]) -> EncodedRequest:
+        """Requests tokenized apart, as one: their windows then share forward passes. Same parameters only."""
+        if not parts or any(p.params != parts[0].params for p in parts):
+            raise ValueError("only requests with the same parameters can be joined")
+        pairs: list[tuple[str, str]] = []
+        windows: list[Window] = []
+        for part in parts:
+            windows += [replace(w, pair=w.pair + len(pairs)) for w in part.windows]
+            pairs += part.pairs
+        return cls(pairs, windows, parts[0].params)
 
 
 def _char_span(enc: Encoding, start: int, end: int, context: str) -> tuple[int, int]:

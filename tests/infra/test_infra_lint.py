@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -165,24 +166,29 @@ def test_check_jsonschema_flags_a_bad_workflow(tmp_path: Path) -> None:
     assert "runs-on" in result.stdout + result.stderr
 
 
-def _with_snapstart(tmp_path: Path, on: bool) -> Path:
-    """template.yaml with SnapStart on (and the 512 MB /tmp it requires) or off by default."""
+def _template_with(tmp_path: Path, **defaults: str) -> Path:
+    """A copy of template.yaml whose parameters default to ``defaults``: the optional blocks switched on."""
     text = (ROOT / "template.yaml").read_text()
-    if on:
-        snap = 'AllowedValues: ["On", "Off"]'
-        assert text.count('Default: "Off"\n    ' + snap) == 1
-        text = text.replace('Default: "Off"\n    ' + snap, 'Default: "On"\n    ' + snap)
-        storage = 'Default: "2048"\n    MinValue: 512'
-        assert text.count(storage) == 1
-        text = text.replace(storage, 'Default: "512"\n    MinValue: 512')
+    for name, value in defaults.items():
+        block = re.compile(rf"(^  {name}:\n(?:    .*\n)*?    Default: ).*$", re.MULTILINE)
+        text, found = block.subn(rf'\g<1>"{value}"', text, count=1)
+        assert found == 1, f"parameter {name} has no Default in template.yaml"
     path = tmp_path / "template.yaml"
     path.write_text(text)
     return path
 
 
-@pytest.mark.parametrize("on", [True, False], ids=["snapstart-on", "snapstart-off"])
-def test_template_lints_and_transforms_with_snapstart(tmp_path: Path, on: bool) -> None:
-    path = str(_with_snapstart(tmp_path, on))
+# cfn-lint does not look inside a SAM state machine's Definition: tests/infra/test_bulk_template.py does.
+OPTIONAL_BLOCKS = {
+    "snapstart-on": {"SnapStart": "On", "EphemeralStorageSize": "512"},
+    "bulk-jobs-on": {"BulkJobs": "Enabled"},
+    "all-on": {"SnapStart": "On", "EphemeralStorageSize": "512", "BulkJobs": "Enabled"},
+}
+
+
+@pytest.mark.parametrize("blocks", sorted(OPTIONAL_BLOCKS))
+def test_template_lints_and_transforms_with_optional_blocks_on(tmp_path: Path, blocks: str) -> None:
+    path = str(_template_with(tmp_path, **OPTIONAL_BLOCKS[blocks]))
     _assert_clean(_run([_tool("cfn-lint"), path], tmp_path))
     _assert_clean(_run([_sam(), "validate", "--lint", "--template-file", path], tmp_path))
     _assert_clean(_run([_sam(), "validate", "--region", "us-east-1", "--template-file", path], tmp_path))

@@ -9,8 +9,18 @@ from typing import Any
 
 import pytest
 
+from handler.api.events import Shape, detect_shape
 from tests.fixtures import EVENTS
-from tests.fixtures.events import EXPECTED, assert_answer, header, http_body, invoke, load, rest_predict
+from tests.fixtures.events import (
+    EXPECTED,
+    assert_answer,
+    assert_result,
+    header,
+    http_body,
+    invoke,
+    load,
+    rest_predict,
+)
 
 
 def test_every_sample_event_is_covered() -> None:
@@ -22,18 +32,10 @@ def test_sample_event(bert_app: Any, name: str) -> None:
     event = load(name)
     result = invoke(bert_app, event)
     status = EXPECTED[name]
-    if name.startswith(("direct", "bad-direct")):
-        if status == 200:
-            inputs = event.get("inputs", event)
-            pairs = inputs if isinstance(inputs, list) else [inputs]
-            answers = result if isinstance(result, list) else [result]
-            assert len(answers) == len(pairs), result
-            for answer, pair in zip(answers, pairs, strict=True):
-                assert_answer(answer, pair["context"])
-        else:
-            assert result["error"]["status"] == status
-            assert result["error"]["type"] and result["error"]["message"]
+    if detect_shape(event) in (Shape.DIRECT, Shape.BATCH):  # the result is the answer or the error itself
+        assert_result(result, event, status)
         return
+    assert isinstance(status, int)
     assert result["statusCode"] == status, result
     assert header(result, "Content-Type") == "application/json"
     body = http_body(result)

@@ -206,7 +206,7 @@ JUNK = st.one_of(
 class Case:
     """One generated invocation: the event, and what the checker needs to know about it."""
 
-    shape: str  # rest | http | url | direct
+    shape: str  # rest | http | url | direct | batch
     event: Any
     payload: Any = None  # the request inside, when the body is well-formed JSON (to check answers)
     route: str = "/predict"
@@ -372,6 +372,31 @@ def direct_cases(draw: st.DrawFn) -> Case:
     )
 
 
+BATCH_ITEM = st.fixed_dictionaries(
+    {"question": QA_TEXT, "context": QA_TEXT},
+    optional={
+        "id": st.one_of(TEXT, st.integers(), JSON_VALUES),
+        "answers": JSON_VALUES,
+        **{name: weighted((6, SANE_PARAMS[name]), (1, ABSURD)) for name in PARAM_NAMES},
+    },
+)
+
+
+@st.composite
+def batch_cases(draw: st.DrawFn) -> Case:
+    """Distributed Map batches: items valid, absurd or junk; BatchInput likewise; sometimes no time left."""
+    items = draw(st.lists(weighted((6, BATCH_ITEM), (1, mutated(BATCH_ITEM)), (1, JSON_VALUES)), max_size=6))
+    event: dict[str, Any] = {"Items": items}
+    if draw(st.booleans()):
+        event["BatchInput"] = draw(
+            weighted((4, st.fixed_dictionaries({"parameters": PARAMS})), (1, JSON_VALUES))
+        )
+    if draw(st.integers(0, 9)) == 0:
+        event = draw(mutated(st.just(event)))
+    remaining = draw(st.sampled_from([20_000, 20_000, 400, 0]))
+    return Case("batch", event, payload=event, remaining_ms=remaining)
+
+
 @st.composite
 def envelope_cases(draw: st.DrawFn) -> Case:
     """Events API Gateway would never send (fields of the envelope itself corrupted): still no escape."""
@@ -389,6 +414,7 @@ TARGETS: dict[str, st.SearchStrategy[Case]] = {
     **{f"{shape}-route": http_route_cases(shape) for shape in SHAPES},
     "direct-payload": direct_cases(),
     "direct-payload-2": direct_cases(),
+    "batch": batch_cases(),
     "envelope": envelope_cases(),
 }
 
@@ -469,6 +495,29 @@ def check_direct(result: Any, case: Case) -> int:
     return 200
 
 
+def check_batch(result: Any, case: Case) -> int:
+    """One result per item, in order; an item fails alone; only running out of time may be a 5xx."""
+    if isinstance(result, dict):  # the whole batch refused
+        check_error(result, result["error"]["status"])
+        assert result["error"]["status"] < 500, result
+        return result["error"]["status"]
+    items = case.event["Items"]
+    assert isinstance(result, list) and len(result) == len(items)
+    parameters = (case.event.get("BatchInput") or {}).get("parameters") or {}
+    for got, item in zip(result, items, strict=True):
+        valid_id = isinstance(item, dict) and type(item.get("id")) in (str, int)
+        assert ("id" in got) == valid_id and (not valid_id or got["id"] == item["id"])
+        if "error" in got:
+            assert set(got) <= {"id", "error"}
+            check_error({"error": got["error"]}, got["error"]["status"])
+            assert got["error"]["status"] < 500 or got["error"]["type"] == "out_of_time", got
+            continue
+        answer = {k: v for k, v in got.items() if k != "id"}
+        top_k = item.get("top_k", parameters.get("top_k", 1))
+        check_answers(answer["answers"] if top_k != 1 else answer, {**item, "top_k": top_k})
+    return 200
+
+
 @dataclass
 class Fuzzer:
     """The handler under test, its reference answers and the counts of what was tried."""
@@ -495,8 +544,8 @@ class Fuzzer:
         result = self.invoke(case.event, case.remaining_ms)
         json.dumps(result, allow_nan=False)
         checker = check_direct if case.shape == "direct" or "statusCode" not in result else check_http
-        self.statuses[checker(result, case)] += 1
-        shape = case.shape if case.client else "direct"
+        self.statuses[(check_batch if case.shape == "batch" else checker)(result, case)] += 1
+        shape = case.shape if case.client and case.shape in self.reference else "direct"
         assert self.answer(shape) == self.reference[shape], "a valid request no longer gets its answer"
 
     def report(self, label: str, events: int, statuses: Counter[int]) -> str:

@@ -16,7 +16,7 @@ import pytest
 
 from qa_tools.local.sandbox import FunctionConfig, LocalFunction
 from tests.fixtures import ROOT
-from tests.fixtures.events import load
+from tests.fixtures.events import assert_same_answer, load
 
 
 def handler_config(**env: str) -> FunctionConfig:
@@ -123,3 +123,30 @@ def test_an_unreachable_s3_still_answers_503(local_function: list[LocalFunction]
     assert (
         "(DownloadFailed)" in direct.json()["error"]["message"]
     )  # the refused connection, not something else
+
+
+def test_runtime_client_answers_a_distributed_map_batch(
+    local_function: list[LocalFunction], tiny_bert_dir: Path
+) -> None:
+    """The ItemBatcher payload through the real client: a list, each item the answer a single invoke gets."""
+    function = run(local_function, MODEL_LOCAL_PATH=str(tiny_bert_dir))
+
+    def invoke(payload: Any) -> Any:
+        outcome = function.invoke(json.dumps(payload).encode())
+        assert outcome.kind == "response", outcome.body
+        return outcome.json()
+
+    for name in ("batch-distributed-map.json", "bad-batch-items.json"):
+        batch = load(name)
+        results = invoke(batch)
+        assert len(results) == len(batch["Items"])
+        parameters = batch["BatchInput"]["parameters"]
+        for got, item in zip(results, batch["Items"], strict=True):
+            if not isinstance(item, dict):
+                assert got["error"]["status"] == 400
+                continue
+            request = {k: v for k, v in item.items() if k not in ("id", "answers")}
+            alone = invoke({**parameters, **request})
+            expected = alone if isinstance(alone, dict) else {"answers": alone}
+            assert_same_answer(got, {"id": item["id"], **expected})
+    assert invoke(load("bad-batch-parameters.json"))["error"]["status"] == 422

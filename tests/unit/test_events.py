@@ -19,6 +19,8 @@ PREFIX_SHAPES = {
     "bad-function-url-": Shape.FUNCTION_URL,
     "direct-": Shape.DIRECT,
     "bad-direct-": Shape.DIRECT,
+    "batch-": Shape.BATCH,
+    "bad-batch-": Shape.BATCH,
 }
 
 

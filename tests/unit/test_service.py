@@ -24,6 +24,8 @@ SETTINGS = Settings(
     max_batch_size=2,
     max_windows=10,
     max_batch_windows=4,
+    max_bulk_items=100,
+    max_bulk_windows=200,
 )
 LONG = {"question": "q", "context": "the city by the lake " * 60, "max_seq_len": 32, "doc_stride": 8}
 

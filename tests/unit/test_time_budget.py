@@ -25,6 +25,7 @@ from handler.settings import Settings
 class StubEncoded:
     num_windows: int
     params: QAParams
+    pairs: Any
 
 
 class StubEngine:
@@ -35,7 +36,7 @@ class StubEngine:
         self.ran = 0
 
     def encode(self, pairs: Any, params: QAParams) -> StubEncoded:
-        return StubEncoded(self.windows, params)
+        return StubEncoded(self.windows, params, pairs)
 
     def predict(self, encoded: StubEncoded) -> list[list[Any]]:
         self.ran += 1
@@ -56,6 +57,8 @@ def service(clock: Iterator[float], ms_per_window: float | None = None) -> tuple
         max_batch_size=32,
         max_windows=64,
         max_batch_windows=8,
+        max_bulk_items=1000,
+        max_bulk_windows=2000,
     )
     engine = StubEngine()
     qa = QAService(engine, settings, budget=TimeBudget(ms_per_window), clock=lambda: next(clock))  # type: ignore[arg-type]
