@@ -25,12 +25,13 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode_str
 
+from handler.api.events import Shape, detect_shape
 from handler.api.http import ROUTES
 from qa_tools.image import parse_dockerfile
 from qa_tools.local import config
 from qa_tools.local.sandbox import LocalFunction, Result
 from tests.fixtures import EVENTS, ROOT
-from tests.fixtures.events import EXPECTED, load
+from tests.fixtures.events import EXPECTED, assert_result, load
 
 TEMPLATE, _ = decode_str((ROOT / "template.yaml").read_text())
 FUNCTION = TEMPLATE["Resources"]["QaFunction"]["Properties"]
@@ -200,12 +201,6 @@ def run_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
     )  # fmt: skip
 
 
-def status_of(name: str, result: Any) -> int:
-    if name.startswith(("direct", "bad-direct")):
-        return result["error"]["status"] if isinstance(result, dict) and "error" in result else 200
-    return result["statusCode"]
-
-
 def test_invoke_answers_every_sample_event_with_its_documented_status(
     tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
@@ -226,7 +221,12 @@ def test_invoke_answers_every_sample_event_with_its_documented_status(
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()  # stdout: the results, one per line, and nothing else
     *results, answer = [json.loads(line) for line in lines]
-    assert {name: status_of(name, r) for name, r in zip(names, results, strict=True)} == EXPECTED
+    for name, result in zip(names, results, strict=True):
+        event = load(name)
+        if detect_shape(event) in (Shape.DIRECT, Shape.BATCH):  # the result is the answer(s) or the error
+            assert_result(result, event, EXPECTED[name])
+        else:
+            assert result["statusCode"] == EXPECTED[name], name
     assert inline["context"][answer["start"] : answer["end"]] == answer["answer"]
     assert done.stderr.count("Init Duration") == 1 and done.stderr.count("REPORT RequestId") == len(names) + 1
     assert not list((tmp_path / "tmp").iterdir()), "the sandbox's /tmp is removed"
