@@ -1,7 +1,7 @@
-"""Publish-time export of a QA model directory to ONNX: an fp32 graph and a dynamically quantized int8 copy.
+"""Publish-time export of a QA model directory to the fp32 ONNX graph (``qa_tools.quantize`` makes the int8 copies).
 
 Build-time code (torch, transformers, onnx, onnxscript): runs where the publish CLI runs, never in the image.
-The variant registry names ``build_fp32`` and ``build_int8`` as the builders of the two ONNX variants.
+The variant registry names ``build_fp32`` as the onnx-fp32 builder.
 The graph is captured with ``torch.onnx.export(..., dynamo=True)`` (torch.export-based, the default since
 torch 2.9): the TorchScript exporter (``dynamo=False``) is deprecated and slated for removal. Both graphs are
 single files (no external data) and re-exporting the same model yields identical bytes, so the publish CLI's
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -22,16 +22,7 @@ from handler import variants
 from handler.backends import available_cpus
 from handler.backends.onnx_backend import OUTPUT_NAMES
 from handler.backends.torch_backend import TorchBackend
-from qa_tools.noise import exporter_noise, quantizer_noise
-
-# Dynamic quantization, chosen by measurement (minilm-l6-squad on 400 xquad.en questions; fp32 EM 50.2 F1 61.0):
-# per-tensor MatMul weights cost ~4 EM (46.2) while per-channel costs 0.4 (49.8); also quantizing the embedding
-# Gather halves the file (roberta-base: 498 MB fp32, 243 MB MatMul-only, 126 MB with Gather) for <= 1 EM and
-# no F1 loss (48.8 / 60.6), and the smaller file downloads and loads faster at cold start. Speed is the same for
-# all four settings (roberta-base, 1 vCPU: int8 ~190 ms at 128 tokens vs fp32 ~270 ms and torch ~300 ms).
-# ORT's quant_pre_process changed neither accuracy nor speed, so it is not run.
-QUANTIZE_OP_TYPES: tuple[str, ...] = ("MatMul", "Gather")
-QUANTIZE_PER_CHANNEL = True
+from qa_tools.noise import exporter_noise
 
 # Example batch for tracing: 2 rows and 16 tokens, because torch.export specialises dimensions of size 0 or 1.
 _EXAMPLE_BATCH, _EXAMPLE_TOKENS = 2, 16
@@ -60,15 +51,7 @@ def build_fp32(model_dir: Path, out_dir: Path) -> Path:
     path = Path(out_dir) / variants.get("onnx-fp32").weight_file
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, lambda tmp: export_fp32(Path(model_dir), tmp))
-    return path
-
-
-def build_int8(model_dir: Path, out_dir: Path) -> Path:
-    """The onnx-int8 variant's file in ``out_dir``, quantized from the fp32 export (built first if missing)."""
-    fp32 = build_fp32(model_dir, out_dir)
-    path = Path(out_dir) / variants.get("onnx-int8").weight_file
-    _atomic_write(path, lambda tmp: quantize_int8(fp32, tmp))
+        atomic_write(path, lambda tmp: export_fp32(Path(model_dir), tmp))
     return path
 
 
@@ -107,23 +90,7 @@ def export_fp32(model_dir: Path, path: Path) -> None:
     program.save(str(path), external_data=False)
 
 
-@quantizer_noise()
-def quantize_int8(
-    fp32: Path,
-    path: Path,
-    *,
-    op_types: Sequence[str] = QUANTIZE_OP_TYPES,
-    per_channel: bool = QUANTIZE_PER_CHANNEL,
-) -> None:
-    """Dynamic quantization: int8 weights stored, activations quantized per batch at run time (no calibration)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(
-        fp32, path, op_types_to_quantize=list(op_types), per_channel=per_channel, weight_type=QuantType.QInt8
-    )
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """A published artifact is complete or absent: write beside it, then rename over it."""
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

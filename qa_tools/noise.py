@@ -44,15 +44,21 @@ def exporter_noise() -> Iterator[None]:
 @contextmanager
 def quantizer_noise() -> Iterator[None]:
     """``quantize_dynamic`` advises ORT's shape-inference pre-processing, measured to change neither accuracy nor
-    speed here (qa_tools/export.py). It logs through ``logging.warning``, which would also give the root logger a
-    stderr handler for the rest of the process: a placeholder handler prevents that."""
+    speed here (qa_tools/quantize.py). It logs through ``logging.warning``, which would also give the root logger a
+    stderr handler for the rest of the process, as would the ``logging.basicConfig(level=INFO)`` the MatMulNBits
+    quantizer runs on import: a placeholder handler prevents both. That quantizer also logs two INFO lines per
+    node ("start to quantize ..."): only its warnings pass."""
     root = logging.getLogger()
+    nbits = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
     placeholder = logging.NullHandler() if not root.handlers else None
     if placeholder:
         root.addHandler(placeholder)
+    level = nbits.level
+    nbits.setLevel(logging.WARNING)
     try:
         with _dropped(root, r"^Please consider to run pre-processing before quantization"):
             yield
     finally:
+        nbits.setLevel(level)
         if placeholder:
             root.removeHandler(placeholder)

@@ -2,8 +2,9 @@
 
 SOURCE is a local model directory or a Hugging Face model id (downloaded with huggingface_hub; needs
 internet). The model is normalised (safetensors weights, fast ``tokenizer.json``, config), each requested
-variant with a builder (``handler.variants``: the ONNX exports) is built, every file is hashed into
-``manifest.json``, and files are uploaded concurrently with a progress bar. The manifest goes up LAST: until
+variant with a builder (``handler.variants``: the ONNX exports) is built, each lossy one (int8) is measured
+against its reference on the probe set (``qa_tools.fidelity``: refused below the threshold unless
+``--allow-lossy``), every file is hashed into ``manifest.json`` with those figures, and files are uploaded concurrently with a progress bar. The manifest goes up LAST: until
 then the warm-up sees the previous model (or none), never a half-published one. Files whose object already has
 the same size and sha256 are skipped, so re-publishing the same model uploads nothing and an interrupted
 publish resumes where it stopped.
@@ -35,6 +36,7 @@ from tqdm import tqdm
 from handler import variants as registry
 from handler.store.manifest import MANIFEST_NAME, FileEntry, Manifest, ManifestError, check_key, variants_for
 from handler.store.s3 import S3Location, make_client
+from qa_tools.fidelity import gate
 
 # Object metadata carrying our hash: lets a re-publish skip identical objects without downloading them.
 SHA256_METADATA = "sha256"
@@ -57,11 +59,13 @@ def publish(
     source: str,
     destination: str,
     *,
-    variants: Sequence[str] = registry.NAMES,
+    variants: Sequence[str] = registry.PUBLISHED_BY_DEFAULT,
     name: str | None = None,
     revision: str | None = None,
     client: BaseClient | None = None,
     progress: bool = True,
+    min_fidelity: float = gate.DEFAULT_THRESHOLD,
+    allow_lossy: bool = False,
 ) -> PublishResult:
     """Normalise ``source``, export the requested variants, and publish them with a manifest to
     ``destination``: ``s3://bucket/prefix/``, or a local directory."""
@@ -80,8 +84,14 @@ def publish(
             model_dir = _normalise(model_dir, staging / "model")
         paths = _select_files(model_dir, variants)
         paths.update(_build(model_dir, staging / "built", variants))
+        fidelity = _fidelity(model_dir, staging, variants, min_fidelity, allow_lossy=allow_lossy)
         _log(f"hashing {len(paths)} files ...")
-        manifest = Manifest.build(name or default_name, revision or default_revision, paths)
+        manifest = Manifest.build(
+            name or default_name,
+            revision or default_revision,
+            paths,
+            {n: f.to_manifest() for n, f in fidelity.items()},
+        )
         if isinstance(target, Path):
             return _write_local(target, manifest, paths)
         client = client or make_client(max_pool_connections=_CONCURRENCY + 2)
@@ -172,6 +182,33 @@ def _build(model_dir: Path, out: Path, variants: Sequence[str]) -> dict[str, Pat
         _log(f"  built {path.name} in {time.perf_counter() - started:.1f} s")
         built[path.name] = path
     return built
+
+
+def _fidelity(
+    model_dir: Path, staging: Path, variants: Sequence[str], threshold: float, *, allow_lossy: bool
+) -> dict[str, gate.Fidelity]:
+    """Lossy variants against their references, served from the model and everything built (the reference's
+    export included, even when only the lossy variant is published)."""
+    lossy = gate.lossy(variants)
+    if not lossy:
+        return {}
+    references = [str(v.reference) for v in lossy]
+    built = staging / "built"
+    _build(model_dir, built, [r for r in references if not (built / registry.get(r).weight_file).exists()])
+    served = staging / "served"
+    served.mkdir()
+    for path in [*built.iterdir(), *model_dir.iterdir()]:  # a fresh build over a stale export in the source
+        if path.is_file() and not path.name.startswith(".") and not (served / path.name).exists():
+            (served / path.name).symlink_to(path.resolve())
+    _log(f"measuring {', '.join(v.name for v in lossy)} against {', '.join(sorted(set(references)))} ...")
+    results = gate.measure(served, [v.name for v in lossy], threshold=threshold)
+    for f in results.values():
+        verdict = "passed" if f.passed else "BELOW THE THRESHOLD"
+        _log(
+            f"  {f.variant}: the same answer as {f.reference} on {f.same}/{f.count} probes ({f.share:.1%}), {verdict}"
+        )
+    gate.enforce(results, allow_lossy=allow_lossy)
+    return results
 
 
 # --- upload --------------------------------------------------------------------------------------------
@@ -271,6 +308,13 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1, got {text}")
+    return value
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m qa_tools.publish", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", help="local model directory or Hugging Face model id (needs internet)")
@@ -280,8 +324,21 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--variants",
-        default=",".join(registry.NAMES),
-        help=f"comma-separated backend variants to publish (default: {','.join(registry.NAMES)})",
+        default=",".join(registry.PUBLISHED_BY_DEFAULT),
+        help=f"comma-separated backend variants to publish, of {','.join(registry.NAMES)} "
+        f"(default: {','.join(registry.PUBLISHED_BY_DEFAULT)})",
+    )
+    parser.add_argument(
+        "--min-fidelity",
+        type=_share,
+        default=gate.DEFAULT_THRESHOLD,
+        help="least share of probe questions a lossy variant (int8) must answer with its reference's span "
+        f"(default: {gate.DEFAULT_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--allow-lossy",
+        action="store_true",
+        help="publish a lossy variant below --min-fidelity anyway (the manifest and /health say so)",
     )
     parser.add_argument("--name", help="model name in the manifest (default: the Hub id or directory name)")
     parser.add_argument(
@@ -297,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = publish(
             args.source, args.destination, variants=variants, name=args.name, revision=args.revision,
-            progress=not args.no_progress,
+            progress=not args.no_progress, min_fidelity=args.min_fidelity, allow_lossy=args.allow_lossy,
         )  # fmt: skip
     except (ValueError, ManifestError, OSError) as exc:
         _log(f"error: {exc}")
@@ -311,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": result.manifest.name,
         "revision": result.manifest.revision,
         "variants": list(result.manifest.variants),
+        "fidelity": dict(result.manifest.fidelity),
         "uploaded": list(result.uploaded),
         "skipped": list(result.skipped),
         "manifest": "uploaded" if result.manifest_uploaded else "unchanged",

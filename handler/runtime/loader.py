@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import importlib
 import platform
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -27,6 +29,7 @@ from handler.service import QAService, TimeBudget
 from handler.settings import Settings
 from handler.store.s3 import S3Location
 from handler.store.warm import warm_from_settings
+from handler.variants import Variant
 
 WARMUP_PAIR = ("What is warmed up?", "The first inference warms up the model before real traffic arrives.")
 
@@ -81,11 +84,19 @@ class ModelLoading:
             "downloaded_bytes": report.bytes,
             "python": platform.python_version(),
             **engine.backend.describe(),
+            "fidelity": fidelity(settings.variant, report.fidelity),
         }
         timings = {name: round(value, 3) for name, value in phases.items()}
         logger.info("model loaded", extra={"load_seconds": round(seconds, 3), **timings, **info})
         warmup_ms = phases["warmup_s"] * 1000  # one window: the first estimate of the time budget
         return QAService(engine, settings, info=info, budget=TimeBudget(ms_per_window=warmup_ms))
+
+
+def fidelity(variant: Variant, measured: Mapping[str, Any] | None) -> dict[str, Any] | str | None:
+    """What /health says of the answers' fidelity: None for an exact variant, else the publish-time figures."""
+    if variant.reference is None:
+        return None
+    return dict(measured) if measured else "not measured (published before fidelity was recorded)"
 
 
 def load_service(settings: Settings) -> QAService:

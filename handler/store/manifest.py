@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -86,15 +86,26 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class Manifest:
-    """``format_version`` 1: model name and revision, and every file with its key, size, sha256, variants."""
+    """``format_version`` 1: model name and revision, and every file with its key, size, sha256, variants.
+
+    ``fidelity`` (optional, absent in manifests written before it existed): per lossy variant, how its answers
+    compared with its reference's at publish (``qa_tools.fidelity``); the function reports it on /health.
+    """
 
     name: str
     revision: str
     files: tuple[FileEntry, ...]
     format_version: int = FORMAT_VERSION
+    fidelity: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, name: str, revision: str, paths: Mapping[str, Path]) -> Manifest:
+    def build(
+        cls,
+        name: str,
+        revision: str,
+        paths: Mapping[str, Path],
+        fidelity: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Manifest:
         """Describe local files by key (hashing them is the slow part of publishing: one pass per byte)."""
         files = [
             FileEntry(
@@ -102,7 +113,7 @@ class Manifest:
             )
             for key, path in sorted(paths.items())
         ]
-        return cls(name, revision, tuple(files))
+        return cls(name, revision, tuple(files), fidelity=dict(fidelity or {}))
 
     def files_for(self, variant: str) -> tuple[FileEntry, ...]:
         return tuple(f for f in self.files if variant in f.variants)
@@ -120,6 +131,8 @@ class Manifest:
             "model": {"name": self.name, "revision": self.revision},
             "files": [f.to_dict() for f in self.files],
         }
+        if self.fidelity:
+            doc["fidelity"] = self.fidelity
         return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
@@ -142,4 +155,9 @@ class Manifest:
         keys = [e.key for e in entries]
         if len(set(keys)) != len(keys):
             raise ManifestError("duplicate keys")
-        return cls(model["name"], str(model.get("revision", "")), entries, version)
+        fidelity = doc.get("fidelity", {})
+        if not isinstance(fidelity, dict) or not all(
+            name in registry.NAMES and isinstance(entry, dict) for name, entry in fidelity.items()
+        ):
+            raise ManifestError(f"fidelity must map variant names ({', '.join(registry.NAMES)}) to objects")
+        return cls(model["name"], str(model.get("revision", "")), entries, version, fidelity)

@@ -15,6 +15,7 @@ import hashlib
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,6 +71,7 @@ class WarmupReport:
     skipped: bool  # a verified copy was already there (or the model is baked into the image)
     store: str = "disk"  # disk | memory | image
     reason: str = ""  # why this store, when MODEL_STORE=auto chose it
+    fidelity: Mapping[str, Any] | None = None  # the manifest's figures for a lossy variant, if it has them
 
     @property
     def model_dir(self) -> Path | None:
@@ -115,6 +117,7 @@ class _Published:
             bytes=0 if skipped else sum(f.size for f in self.files),
             seconds=time.perf_counter() - self.started,
             skipped=skipped,
+            fidelity=self.manifest.fidelity.get(variant),
             **extra,
         )
         logger.info("model warm-up", extra=result.as_log())
@@ -246,7 +249,7 @@ def warm_from_settings(settings: Settings) -> WarmupReport:
         if store == "memory":
             return _to_memory(published, variant, reason)
         return _to_disk(published, settings.model_dir, variant, False, reason)
-    name, revision, count = path.name, "", 0
+    name, revision, count, fidelity = path.name, "", 0, None
     if (path / MANIFEST_NAME).is_file():  # a published copy: check the variant's files are all there
         manifest = _parse_manifest((path / MANIFEST_NAME).read_bytes(), None)
         needed = manifest.files_for(variant)
@@ -254,9 +257,11 @@ def warm_from_settings(settings: Settings) -> WarmupReport:
         if missing:
             raise ModelStoreError(f"MODEL_LOCAL_PATH={path}: missing or truncated for {variant}: {missing}")
         name, revision, count = manifest.name, manifest.revision, len(needed)
+        fidelity = manifest.fidelity.get(variant)
     result = WarmupReport(
-        DirectoryFiles(path), variant, str(path), name, revision, "", count, 0, 0.0, True, "image"
-    )
+        DirectoryFiles(path), variant, str(path), name, revision, "", count, 0, 0.0, True, "image",
+        fidelity=fidelity,
+    )  # fmt: skip
     logger.info("model warm-up", extra=result.as_log())
     return result
 

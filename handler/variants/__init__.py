@@ -31,6 +31,10 @@ class Variant:
     )
     weight_file: str = ""  # the file the loader opens, when it opens one file
     default: bool = False  # the precision QA_BACKEND alone selects
+    # Lossy variants name the variant whose answers they approximate: publish measures the share of identical
+    # answer spans on its probe set (qa_tools.fidelity), records it in the manifest and gates on it.
+    reference: str | None = None
+    published_by_default: bool = True  # publish builds it when --variants is not given
 
     @property
     def precision_env(self) -> str:
@@ -66,6 +70,7 @@ def _discover() -> dict[str, Variant]:
 
 VARIANTS: dict[str, Variant] = _discover()
 NAMES: tuple[str, ...] = tuple(VARIANTS)
+PUBLISHED_BY_DEFAULT: tuple[str, ...] = tuple(n for n, v in VARIANTS.items() if v.published_by_default)
 
 
 def get(name: str) -> Variant:

@@ -283,3 +283,11 @@ def test_outputs_name_the_api_url_and_the_function(template: dict[str, Any]) -> 
     assert {"ApiUrl", "FunctionName", "FunctionArn"} <= set(outputs)
     assert outputs["ApiUrl"]["Value"]["Fn::Sub"].startswith("https://${QaApi}.execute-api.")
     assert outputs["FunctionArn"]["Value"] == {"Fn::GetAtt": ["QaFunction", "Arn"]}
+
+
+def test_onnx_precisions_are_the_registry_s(template: dict[str, Any]) -> None:
+    """A CloudFormation parameter cannot read Python: its choices are checked against handler.variants here."""
+    from handler import variants
+
+    onnx = sorted(v.precision for v in variants.VARIANTS.values() if v.backend == "onnx")
+    assert sorted(template["Parameters"]["OnnxPrecision"]["AllowedValues"]) == onnx

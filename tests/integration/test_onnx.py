@@ -1,5 +1,5 @@
-"""ONNX export and the ONNX Runtime backend: same logits and answers as torch, int8 still exact on the
-planted model, dynamic shapes, and a serving path that never imports torch or transformers."""
+"""ONNX export and the ONNX Runtime backend: same logits and answers as torch, both int8 recipes still exact on
+the planted model, dynamic shapes, and a serving path that never imports torch or transformers."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from handler.backends import load_backend
 from handler.backends.onnx_backend import OUTPUT_NAMES, OnnxBackend, session_options
 from handler.backends.torch_backend import TorchBackend
 from handler.engine import QAEngine, QAParams
-from qa_tools.export import build_fp32, build_int8, quantize_int8
+from qa_tools import quantize
+from qa_tools.export import build_fp32
+from qa_tools.quantize import build_int8, build_int8_fast
 from tests.fixtures import ROOT as REPO
 from tests.fixtures.models import (
     END_WORD,
@@ -31,7 +33,8 @@ from tests.fixtures.models import (
     build_tiny_model,
 )
 
-ONNX_FILES = {name: variants.get(name).weight_file for name in ("onnx-fp32", "onnx-int8")}
+ONNX_FILES = {name: variants.get(name).weight_file for name in ("onnx-fp32", "onnx-int8", "onnx-int8-fast")}
+RECIPES = {"onnx-int8": quantize.faithful, "onnx-int8-fast": quantize.dynamic}
 # fp32 ONNX vs torch: the same float32 arithmetic with different kernels and fusion order.
 LOGITS_ATOL = 1e-4
 LOGITS_RTOL = 1e-4
@@ -50,9 +53,10 @@ PAIRS = [
 
 
 def _exported(kind: ModelKind, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random model with both ONNX files written into its own directory."""
+    """A tiny random model with the three ONNX files written into its own directory."""
     model_dir = build_tiny_model(tmp_path_factory.mktemp(f"onnx-{kind}"), kind)
     build_int8(model_dir, model_dir)  # and the fp32 file it is quantized from
+    build_int8_fast(model_dir, model_dir)
     return model_dir
 
 
@@ -123,18 +127,20 @@ def test_export_writes_fp32_and_int8_with_the_torch_backends_inputs(
     # Segment ids are an input of BERT-style models only.
     uses_segments = json.loads((exported / "config.json").read_text(encoding="utf-8"))["model_type"] == "bert"
     assert ("token_type_ids" in torch_backend.input_names) == uses_segments
-    # Quantization actually happened: integer matmuls replace float ones and the file shrinks.
-    int8_ops = {n.op_type for n in onnx.load(str(exported / ONNX_FILES["onnx-int8"])).graph.node}
-    assert "MatMulInteger" in int8_ops
-    assert (exported / ONNX_FILES["onnx-int8"]).stat().st_size < (
-        exported / ONNX_FILES["onnx-fp32"]
-    ).stat().st_size
+    # Quantization actually happened: integer matmuls replace float ones and the files shrink.
+    faithful_ops = {n.op_type for n in onnx.load(str(exported / ONNX_FILES["onnx-int8"])).graph.node}
+    fast_ops = {n.op_type for n in onnx.load(str(exported / ONNX_FILES["onnx-int8-fast"])).graph.node}
+    assert "MatMulNBits" in faithful_ops and "MatMul" not in faithful_ops - {"MatMulNBits"}
+    assert "MatMulInteger" in fast_ops
+    fp32_size = (exported / ONNX_FILES["onnx-fp32"]).stat().st_size
+    assert all((exported / ONNX_FILES[v]).stat().st_size < fp32_size for v in RECIPES)
 
 
 def test_reexporting_the_same_model_gives_identical_bytes(exported_roberta: Path, tmp_path: Path) -> None:
     """The publish CLI skips uploads by content hash: an unchanged model must not look changed."""
     again = [build_fp32(exported_roberta, tmp_path), build_int8(exported_roberta, tmp_path)]
-    assert [p.name for p in again] == [ONNX_FILES["onnx-fp32"], ONNX_FILES["onnx-int8"]]
+    again.append(build_int8_fast(exported_roberta, tmp_path))
+    assert [p.name for p in again] == list(ONNX_FILES.values())
     for path in again:
         assert path.read_bytes() == (exported_roberta / path.name).read_bytes(), path.name
 
@@ -154,11 +160,20 @@ def test_failed_export_leaves_no_partial_file(tmp_path: Path) -> None:
     assert list(out.iterdir()) == []
 
 
-def test_quantization_is_deterministic(exported: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", list(RECIPES))
+def test_quantization_is_deterministic_and_leaves_nothing_behind(
+    exported: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variant: str
+) -> None:
+    """The quantizers write scratch files into the working directory: ours runs them in a temporary one."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
     first, second = tmp_path / "a.onnx", tmp_path / "b.onnx"
-    quantize_int8(exported / ONNX_FILES["onnx-fp32"], first)
-    quantize_int8(exported / ONNX_FILES["onnx-fp32"], second)
+    RECIPES[variant](exported / ONNX_FILES["onnx-fp32"], first)
+    RECIPES[variant](exported / ONNX_FILES["onnx-fp32"], second)
     assert first.read_bytes() == second.read_bytes()
+    assert list(work.iterdir()) == [] and Path.cwd() == work
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "b.onnx", "cwd"]
 
 
 # --- parity with torch ------------------------------------------------------------------------------------
@@ -204,9 +219,10 @@ def test_engine_answers_with_onnx_fp32_equal_torch(exported: Path, params: QAPar
         assert [a.score for a in ours] == pytest.approx([a.score for a in ref], rel=1e-3, abs=1e-6)
 
 
-def test_int8_model_loads_and_answers(exported: Path) -> None:
-    engine = QAEngine.load(exported, "onnx-int8")
-    assert engine.backend.name == "onnx-int8"
+@pytest.mark.parametrize("variant", list(RECIPES))
+def test_int8_model_loads_and_answers(exported: Path, variant: str) -> None:
+    engine = QAEngine.load(exported, variant)
+    assert engine.backend.name == variant
     answers = engine.answer(PAIRS, QAParams(top_k=2))
     assert len(answers) == len(PAIRS)
     for pair_answers, (_, context) in zip(answers, PAIRS, strict=True):
@@ -216,13 +232,13 @@ def test_int8_model_loads_and_answers(exported: Path) -> None:
             assert 0.0 <= a.score <= 1.0
 
 
-@pytest.mark.parametrize("variant", ["onnx-fp32", "onnx-int8"])
+@pytest.mark.parametrize("variant", ["onnx-fp32", *RECIPES])
 def test_planted_span_survives_export_and_int8_quantization(
     planted_fp32: PlantedExport, variant: str
 ) -> None:
     model_dir = planted_fp32.model.path
-    if variant == "onnx-int8":
-        quantize_int8(model_dir / ONNX_FILES["onnx-fp32"], model_dir / ONNX_FILES["onnx-int8"])
+    if variant in RECIPES:
+        RECIPES[variant](model_dir / ONNX_FILES["onnx-fp32"], model_dir / ONNX_FILES[variant])
     engine = QAEngine.load(model_dir, variant)
     prefix = "alpha beta gamma river"
     context = f"{prefix} {PLANTED_ANSWER} delta city omega."

@@ -20,6 +20,8 @@ from handler.store.manifest import MANIFEST_NAME, Manifest
 from handler.store.s3 import make_client
 from handler.store.warm import warm_model
 from handler.variants import NAMES as VARIANT_NAMES
+from handler.variants import get as get_variant
+from qa_tools.fidelity import gate
 from qa_tools.publish import SHA256_METADATA, main, publish
 from tests.fixtures import ROOT
 from tests.fixtures.events import assert_answer, load
@@ -153,35 +155,48 @@ def test_a_source_without_safetensors_or_tokenizer_json_is_normalised(
     assert answer.answer == "Paris is a city in France."[answer.start : answer.end]
 
 
-def fake_export(calls: list[str]) -> types.ModuleType:
-    """Stands in for qa_tools.export (torch, onnx): builders that write the files the variants name."""
+def fake_builders(calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stand in for qa_tools.export and qa_tools.quantize (torch, onnx): builders that write the files the
+    variants name, and a fidelity gate that passes them all (it is tested on real graphs below)."""
 
-    def build_fp32(model_dir: Path, out_dir: Path) -> Path:
-        calls.append("onnx-fp32")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / "model.onnx"
-        path.write_bytes(b"fp32 graph of " + (model_dir / "model.safetensors").read_bytes()[:16])
-        return path
+    def builder(variant: str) -> Any:
+        def build(model_dir: Path, out_dir: Path) -> Path:
+            calls.append(variant)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            path = out_dir / get_variant(variant).weight_file
+            path.write_bytes(
+                f"{variant} graph of ".encode() + (model_dir / "model.safetensors").read_bytes()[:16]
+            )
+            return path
 
-    def build_int8(model_dir: Path, out_dir: Path) -> Path:
-        calls.append("onnx-int8")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / "model.int8.onnx"
-        path.write_bytes(b"int8 graph")
-        return path
+        return build
 
-    return types.SimpleNamespace(build_fp32=build_fp32, build_int8=build_int8)  # type: ignore[return-value]
+    monkeypatch.setitem(
+        sys.modules, "qa_tools.export", types.SimpleNamespace(build_fp32=builder("onnx-fp32"))
+    )
+    fake_quantize = types.SimpleNamespace(
+        build_int8=builder("onnx-int8"), build_int8_fast=builder("onnx-int8-fast")
+    )
+    monkeypatch.setitem(sys.modules, "qa_tools.quantize", fake_quantize)
+
+    def measure(model_dir: Path, names: list[str], *, threshold: float) -> dict[str, gate.Fidelity]:
+        return {
+            v.name: gate.Fidelity(v.name, str(v.reference), "p@0", 10, 10, threshold)
+            for v in gate.lossy(names)
+        }
+
+    monkeypatch.setattr(gate, "measure", measure)
 
 
 @pytest.mark.parametrize(
     ("variants", "built", "weights"),
     [
-        (["onnx-int8"], ["onnx-int8"], {"model.int8.onnx"}),
+        (["onnx-int8"], ["onnx-int8", "onnx-fp32"], {"model.int8.onnx"}),  # fp32: the gate's reference
         (["onnx-fp32"], ["onnx-fp32"], {"model.onnx"}),
         (
             list(VARIANT_NAMES),
-            ["onnx-fp32", "onnx-int8"],
-            {"model.safetensors", "model.onnx", "model.int8.onnx"},
+            ["onnx-fp32", "onnx-int8", "onnx-int8-fast"],
+            {"model.safetensors", "model.onnx", "model.int8.onnx", "model.int8-fast.onnx"},
         ),
     ],
 )
@@ -195,12 +210,13 @@ def test_onnx_variants_are_exported_and_each_weight_file_serves_one_variant(
     weights: set[str],
 ) -> None:
     calls: list[str] = []
-    monkeypatch.setitem(sys.modules, "qa_tools.export", fake_export(calls))
+    fake_builders(calls, monkeypatch)
     (model_copy / "model.onnx").write_bytes(b"stale export in the source")  # never copied, always re-exported
 
     result = publish(str(model_copy), s3_bucket.uri(PREFIX), variants=variants, progress=False)
 
     assert calls == built
+    assert set(result.manifest.fidelity) == {v for v in variants if get_variant(v).reference}
     published = {f.key: f.variants for f in result.manifest.files}
     assert {k for k, v in published.items() if len(v) == 1} == weights
     assert set(result.manifest.variants) == set(variants)
@@ -213,7 +229,7 @@ def test_onnx_variants_are_exported_and_each_weight_file_serves_one_variant(
 def test_missing_export_module_gives_a_clear_error(
     s3_bucket: Bucket, tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "qa_tools.export", None)  # import fails like an absent module
+    monkeypatch.setitem(sys.modules, "qa_tools.quantize", None)  # import fails like an absent module
     with pytest.raises(ValueError, match="--variants torch"):
         publish(str(tiny_bert_dir), s3_bucket.uri(PREFIX), variants=["onnx-int8"], progress=False)
     assert s3_bucket.object_keys() == []
@@ -359,3 +375,74 @@ def test_cli_publishes_to_a_directory(
     summary = json.loads(capsys.readouterr().out)
     assert summary["destination"] == str(target) and summary["manifest"] == "uploaded"
     assert (target / MANIFEST_NAME).is_file()
+
+
+# --- the fidelity gate --------------------------------------------------------------------------------
+def test_int8_publish_records_its_fidelity_and_health_reports_it(
+    planted_bert: Any, tmp_path: Path, app_factory: Any
+) -> None:
+    """The planted model answers the probes exactly in fp32 and in (faithful) int8: 100 %, recorded and served."""
+    target = tmp_path / "onnx"
+    result = publish(str(planted_bert.path), str(target), variants=["onnx-int8"], progress=False)
+
+    entry = result.manifest.fidelity["onnx-int8"]
+    _, probes = gate.probe_set()
+    assert entry["reference"] == "onnx-fp32" and entry["count"] == len(probes)
+    assert entry["same_span"] == len(probes) and entry["passed"] is True
+    assert "model.onnx" not in {p.name for p in target.iterdir()}  # measured against, not published
+    app = app_factory(MODEL_LOCAL_PATH=str(target), QA_BACKEND="onnx")
+    assert app.SERVICE.health()["fidelity"] == entry
+
+
+def test_health_says_when_fidelity_was_not_measured(
+    planted_bert: Any, tmp_path: Path, app_factory: Any
+) -> None:
+    target = tmp_path / "onnx"
+    publish(str(planted_bert.path), str(target), variants=["onnx-fp32", "onnx-int8"], progress=False)
+    manifest = json.loads((target / MANIFEST_NAME).read_text())
+    del manifest["fidelity"]  # as written before publish measured it
+    (target / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+    int8 = app_factory(MODEL_LOCAL_PATH=str(target), QA_BACKEND="onnx").SERVICE.health()
+    fp32 = app_factory(
+        MODEL_LOCAL_PATH=str(target), QA_BACKEND="onnx", QA_ONNX_PRECISION="fp32"
+    ).SERVICE.health()
+    assert int8["fidelity"].startswith("not measured") and fp32["fidelity"] is None
+
+
+def low_fidelity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lossy variant answers like its reference on 180 of 200 probes."""
+
+    def measure(model_dir: Path, names: list[str], *, threshold: float) -> dict[str, gate.Fidelity]:
+        return {
+            v.name: gate.Fidelity(v.name, "onnx-fp32", "p@0", 200, 180, threshold) for v in gate.lossy(names)
+        }
+
+    monkeypatch.setattr(gate, "measure", measure)
+
+
+def test_cli_refuses_a_lossy_variant_below_the_threshold_unless_allowed(
+    tiny_bert_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    low_fidelity(monkeypatch)
+    target = tmp_path / "model"
+    argv = [str(tiny_bert_dir), str(target), "--variants", "onnx-int8-fast", "--no-progress"]
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "onnx-int8-fast answers like onnx-fp32 on 180/200 probes (90.0%" in err and "--allow-lossy" in err
+    assert not target.exists()  # refused before anything was written
+
+    assert main([*argv, "--allow-lossy"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["fidelity"]["onnx-int8-fast"]["passed"] is False
+    assert (
+        Manifest.from_json((target / MANIFEST_NAME).read_bytes()).fidelity["onnx-int8-fast"]["share"] == 0.9
+    )
+
+    assert main([*argv, "--min-fidelity", "0.85"]) == 0  # a threshold the caller chose
+    assert json.loads(capsys.readouterr().out)["fidelity"]["onnx-int8-fast"]["passed"] is True
+    with pytest.raises(SystemExit) as refused:  # argparse's usage error: a percentage, not a share
+        main([*argv, "--min-fidelity", "97"])
+    assert refused.value.code == 2
+    assert "between 0 and 1" in capsys.readouterr().err

@@ -37,7 +37,7 @@ def test_build_hashes_files_and_assigns_variants(model_files: dict[str, Path]) -
     by_key = {f.key: f for f in manifest.files}
     assert by_key["model.safetensors"].size == 10 and len(by_key["model.safetensors"].sha256) == 64
     assert by_key["model.safetensors"].variants == ("torch",)
-    assert by_key["config.json"].variants == ("onnx-fp32", "onnx-int8", "torch")
+    assert by_key["config.json"].variants == ("onnx-fp32", "onnx-int8", "onnx-int8-fast", "torch")
     assert manifest.variants == ("onnx-int8", "torch")  # those whose weights it lists
     assert {f.key for f in manifest.files_for("onnx-int8")} == {
         "config.json",
@@ -51,6 +51,14 @@ def test_json_round_trip_is_deterministic(model_files: dict[str, Path]) -> None:
     data = manifest.to_json()
     assert Manifest.from_json(data) == manifest
     assert Manifest.build("m", "rev", dict(reversed(model_files.items()))).to_json() == data
+    assert "fidelity" not in json.loads(data)  # written only when measured: older readers see the same bytes
+
+
+def test_fidelity_figures_round_trip(model_files: dict[str, Path]) -> None:
+    figures = {"onnx-int8": {"reference": "onnx-fp32", "share": 0.98, "passed": True}}
+    manifest = Manifest.build("m", "rev", model_files, figures)
+    again = Manifest.from_json(manifest.to_json())
+    assert again.fidelity == figures and again == manifest
 
 
 @pytest.mark.parametrize(
@@ -97,6 +105,9 @@ def doc(**overrides: object) -> bytes:
         (doc(files=[{"key": "a", "size": 1, "sha256": "abc", "variants": ["torch"]}]), "sha256 must be"),
         (doc(files=[{"key": "a", "size": 1, "sha256": SHA, "variants": ["tf"]}]), "variants must be"),
         (doc(files=[{"key": "a", "size": 1, "sha256": SHA, "variants": ["torch"]}] * 2), "duplicate keys"),
+        (doc(fidelity={"onnx-int4": {}}), "fidelity must map variant names"),
+        (doc(fidelity={"onnx-int8": 0.9}), "fidelity must map variant names"),
+        (doc(fidelity=[]), "fidelity must map variant names"),
     ],
 )
 def test_invalid_manifests_say_why(data: bytes, reason: str) -> None:

@@ -12,7 +12,7 @@ from handler.errors import ConfigurationError
 
 
 def test_the_shipped_variants() -> None:
-    assert variants.NAMES == ("onnx-fp32", "onnx-int8", "torch")
+    assert variants.NAMES == ("onnx-fp32", "onnx-int8", "onnx-int8-fast", "torch")
     for variant in variants.VARIANTS.values():
         module, _, function = variant.loader.partition(":")
         assert module.startswith("handler.backends.") and function
@@ -29,6 +29,7 @@ def test_the_shipped_variants() -> None:
         ("model.safetensors.index.json", ("torch",)),
         ("model.onnx", ("onnx-fp32",)),
         ("model.int8.onnx", ("onnx-int8",)),
+        ("model.int8-fast.onnx", ("onnx-int8-fast",)),
         ("model.onnx_data", ("onnx-fp32",)),
         ("config.json", variants.NAMES),
         ("tokenizer.json", variants.NAMES),
@@ -43,14 +44,24 @@ def test_weights_belong_to_one_variant_everything_else_to_all(
 def test_select_names_the_variable_and_the_choices() -> None:
     assert variants.select("onnx", None).name == "onnx-int8"
     assert variants.select("onnx", "fp32").name == "onnx-fp32"
-    with pytest.raises(ConfigurationError, match=r"QA_ONNX_PRECISION must be one of fp32, int8, got 'int4'"):
+    assert variants.select("onnx", "int8-fast").name == "onnx-int8-fast"
+    with pytest.raises(
+        ConfigurationError, match=r"QA_ONNX_PRECISION must be one of fp32, int8, int8-fast, got 'int4'"
+    ):
         variants.select("onnx", "int4")
     with pytest.raises(ConfigurationError, match=r"QA_BACKEND must be one of onnx, torch"):
         variants.select("jax", None)
 
 
+def test_lossy_variants_name_an_exact_reference_and_the_lossiest_is_opt_in() -> None:
+    lossy = {v.name: v.reference for v in variants.VARIANTS.values() if v.reference}
+    assert lossy == {"onnx-int8": "onnx-fp32", "onnx-int8-fast": "onnx-fp32"}
+    assert all(variants.get(ref).reference is None for ref in lossy.values())
+    assert variants.PUBLISHED_BY_DEFAULT == ("onnx-fp32", "onnx-int8", "torch")
+
+
 def test_an_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="onnx-fp32, onnx-int8, torch"):
+    with pytest.raises(ValueError, match="onnx-fp32, onnx-int8, onnx-int8-fast, torch"):
         variants.get("onnx-fp16")
 
 
