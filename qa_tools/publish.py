@@ -5,9 +5,9 @@ internet). The model is normalised (safetensors weights, fast ``tokenizer.json``
 variant with a builder (``handler.variants``: the ONNX exports) is built, each lossy one (int8) is measured
 against its reference on the probe set (``qa_tools.fidelity``: refused below the threshold unless
 ``--allow-lossy``), every file is hashed into ``manifest.json`` with those figures, and files are uploaded
-concurrently with a progress bar. The manifest goes up LAST: until then the warm-up sees the previous model (or none), never a half-published one. Files whose object already has
-the same size and sha256 are skipped, so re-publishing the same model uploads nothing and an interrupted
-publish resumes where it stopped.
+concurrently with a progress bar. The manifest goes up LAST: until then the warm-up sees the previous model
+(or none), never a half-published one. Files whose object already has the same size and sha256 are skipped, so
+re-publishing the same model uploads nothing and an interrupted publish resumes where it stopped.
 
 A destination without ``s3://`` is a local directory: the same files and manifest, for MODEL_LOCAL_PATH (e.g.
 the ONNX variants for ``QA_BACKEND=onnx``) or the image's ``baked`` target. It appears complete or not at all
