@@ -124,18 +124,24 @@ class QAEngine:
         return EncodedRequest(pairs, windows, params)
 
     def predict(self, request: EncodedRequest) -> list[list[Answer]]:
-        """Runs every window through the backend in batches, then decodes each pair's answers."""
-        starts: list[np.ndarray] = []
-        ends: list[np.ndarray] = []
-        for i in range(0, request.num_windows, self.max_batch_windows):
-            group = request.windows[i : i + self.max_batch_windows]
-            s, e = self.backend.logits(self.tokenizer.model_inputs(group))
+        """Runs every window through the backend in batches, then decodes each pair's answers.
+
+        Batches take windows in order of length, so each is padded to a near neighbour's length, not to the
+        longest window of the request (a batch of questions on short and long contexts pads little).
+        """
+        windows = request.windows
+        by_length = sorted(range(len(windows)), key=lambda j: len(windows[j].encoding.ids))
+        starts: list[np.ndarray] = [np.empty(0)] * len(windows)
+        ends: list[np.ndarray] = [np.empty(0)] * len(windows)
+        for i in range(0, len(windows), self.max_batch_windows):
+            rows = by_length[i : i + self.max_batch_windows]
+            s, e = self.backend.logits(self.tokenizer.model_inputs([windows[j] for j in rows]))
             if not (np.isfinite(s).all() and np.isfinite(e).all()):
                 raise RuntimeError(f"the {self.backend.name} backend returned non-finite logits")
-            for row, w in enumerate(group):
-                n = len(w.encoding.ids)
-                starts.append(s[row, :n])
-                ends.append(e[row, :n])
+            for row, j in enumerate(rows):
+                n = len(windows[j].encoding.ids)
+                starts[j] = s[row, :n]
+                ends[j] = e[row, :n]
         per_pair: list[list[int]] = [[] for _ in request.pairs]
         for idx, w in enumerate(request.windows):
             per_pair[w.pair].append(idx)

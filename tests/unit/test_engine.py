@@ -47,3 +47,28 @@ def test_answers_come_back_in_pair_order(planted_engine: Callable[..., QAEngine]
     pairs = [(QUESTION, "Nothing here."), (QUESTION, f"Here: {ANSWER}.")]
     first, second = planted_engine().answer(pairs, QAParams(handle_impossible_answer=True))
     assert first[0].answer == "" and second[0].answer == ANSWER
+
+
+def test_batches_group_windows_of_similar_length(planted_engine: Callable[..., QAEngine]) -> None:
+    """Short and long contexts interleaved: each batch is padded to a neighbour's length, not the longest."""
+    long_context = " ".join(["the city by the lake"] * 40) + f" {ANSWER}."
+    pairs = [
+        (QUESTION, "Calm."),
+        (QUESTION, long_context),
+        (QUESTION, f"Here: {ANSWER}."),
+        (QUESTION, long_context),
+    ]
+    params = QAParams(max_seq_len=64, doc_stride=16)
+    grouped = planted_engine(max_batch_windows=2)
+    request = grouped.encode(pairs, params)
+    lengths = sorted(len(w.encoding.ids) for w in request.windows)
+
+    answers = grouped.predict(request)
+
+    widths = [b[1] for b in grouped.backend.batches]  # type: ignore[attr-defined]
+    assert widths == [max(lengths[i : i + 2]) for i in range(0, len(lengths), 2)]  # minimal padding
+    one_by_one = planted_engine(max_batch_windows=1).predict(request)
+    assert [[(a.answer, a.start, a.end) for a in pair] for pair in answers] == [
+        [(a.answer, a.start, a.end) for a in pair] for pair in one_by_one
+    ]
+    assert answers[1][0].answer == answers[2][0].answer == ANSWER
