@@ -16,12 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import qa_tools.export
+from handler import variants
 from handler.engine import Answer, QAEngine
 from qa_tools.squad import exact_match, f1_score, read_squad
 
-BACKENDS = ("torch", "onnx-fp32", "onnx-int8")
-PAIRS = (("onnx-int8", "onnx-fp32"), ("onnx-fp32", "torch"), ("onnx-int8", "torch"))
+BACKENDS = ("torch", "onnx-fp32", "onnx-int8", "onnx-int8-fast")
+PAIRS = (
+    ("onnx-int8", "onnx-fp32"),
+    ("onnx-int8-fast", "onnx-fp32"),
+    ("onnx-fp32", "torch"),
+    ("onnx-int8", "torch"),
+)
 _MODEL_FILES = (".json", ".safetensors", ".txt")
 
 
@@ -51,13 +56,16 @@ def planted_items(contexts: Sequence[str], start_word: str, end_word: str, limit
 
 
 def prepare(model_dir: Path, out: Path) -> Path:
-    """A directory holding the model, its ONNX fp32 graph and its int8 copy (exported as publish does)."""
+    """A directory holding the model and the ONNX graphs of ``BACKENDS``, built by the builders the variant
+    registry names, as publish builds them (cached when called inside ``_publish.cached_export``)."""
     out.mkdir(parents=True, exist_ok=True)
     for path in model_dir.iterdir():
         if path.is_file() and path.suffix in _MODEL_FILES and not (out / path.name).exists():
             (out / path.name).symlink_to(path.resolve())
-    if not (out / "model.int8.onnx").is_file():
-        qa_tools.export.build_int8(model_dir, out)  # and fp32; cached when called in cached_export()
+    for name in BACKENDS:
+        variant = variants.get(name)
+        if variant.builder and not (out / variant.weight_file).is_file():
+            variants.resolve(variant.builder)(model_dir, out)
     return out
 
 

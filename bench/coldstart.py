@@ -4,18 +4,20 @@
 
 Builds a model with deepset/roberta-base-squad2's exact config (random weights, ``_roberta_base``), starts moto's
 S3 server on 127.0.0.1 (``_moto``), publishes the model twice -- the seeds' way (the save_pretrained folder)
-and ours (``qa_tools.publish``: torch, ONNX fp32, ONNX int8 under one prefix with a manifest) -- and measures
-four configurations: (1) the seeds' recipe (``_seeds_recipe``: transformers 4.x pipeline, sequential
+and ours (``qa_tools.publish``: every registry variant under one prefix with a manifest) -- and measures five
+configurations: (1) the seeds' recipe (``_seeds_recipe``: transformers 4.x pipeline, sequential
 ``download_file``; emulated on transformers 5 without ``--seeds-python``), (2) our torch backend, (3) our ONNX
-fp32, (4) our ONNX int8, the last three through the real ``handler.app`` (``_probe``).
+fp32, (4) our ONNX int8 (the faithful recipe, the default), (5) our ONNX int8-fast (dynamic quantization,
+opt-in), the last four through the real ``handler.app`` (``_probe``). The header names the CPU and its int8
+flags (``_machine``): int8 ratios depend on them.
 
 * Cold start, ``--rounds`` fresh processes per configuration with an empty MODEL_DIR: imports, download,
   load, first answer, total; the median is reported.
 * Warm latency: after its first cold start, each configuration's process stays up and the parent sends it
   requests (``_workload``: batches of 8 questions over SQuAD paragraphs, full 384-token windows, ~1,000-token
   documents) through ``lambda_handler``, interleaving the configurations request by request.
-* Peak RSS (getrusage) and bytes downloaded; then fidelity (``_fidelity``): int8 vs fp32 vs torch answers on
-  a trained model.
+* Peak RSS (VmHWM) and bytes downloaded; then fidelity (``_fidelity``): both int8 variants vs fp32 vs torch
+  answers on a trained model (``bench/fidelity.py`` is the fuller int8 recipe table).
 
 Prints the tables (each figure with its ratio to the seeds' recipe) and the verdict on each target; writes
 ``results.json`` and ``results.md`` to the work directory. Only 127.0.0.1 is ever contacted.
@@ -27,7 +29,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,7 @@ import _moto  # noqa: E402
 import _publish  # noqa: E402
 import _report  # noqa: E402
 import _workload  # noqa: E402
+from _machine import load_average, machine  # noqa: E402
 from _roberta_base import build_roberta_base  # noqa: E402
 
 SHARED = REPO.parent / "shared"
@@ -70,42 +72,12 @@ CONFIGS = (
     Config("torch", "(2) torch", {"QA_BACKEND": "torch"}),
     Config("onnx-fp32", "(3) ONNX fp32", {"QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "fp32"}),
     Config("onnx-int8", "(4) ONNX int8", {"QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "int8"}),
+    Config("onnx-int8-fast", "(5) ONNX int8-fast", {"QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "int8-fast"}),
 )
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# --- machine ------------------------------------------------------------------------------------------
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), platform.processor(),
-    )  # fmt: skip
-    mem_kib = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-    versions = {}
-    for name in ("torch", "transformers", "onnxruntime", "tokenizers", "numpy", "boto3", "moto"):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            versions[name] = "absent"
-    return {
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "memory_gib": round(mem_kib / (1 << 20), 1),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "versions": versions,
-    }
-
-
-def load_average() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 # --- seeds' interpreter -----------------------------------------------------------------------------
@@ -277,7 +249,7 @@ def fidelity(workdir: Path, articles: list[_workload.Article], limit: int) -> di
                 "planted",
                 "benchmark contexts",
             )
-    log(f"fidelity: {len(items)} questions on {model} with torch, ONNX fp32 and ONNX int8")
+    log(f"fidelity: {len(items)} questions on {model} with {', '.join(_fidelity.BACKENDS)}")
     return {"model": model, "source": source, "data": data_name, **_fidelity.measure(model_dir, items)}
 
 
@@ -392,7 +364,7 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
     seeds_versions = results["describe"]["seeds"]
     onnx_modules = results["modules"]["onnx-int8"]
     lines = [
-        f"Machine: {m['cpu']}, {m['cpus']} CPUs, {m['memory_gib']} GiB, {m['os']}, Python {m['python']}; {versions}.",
+        f"Machine: {m['cpu_line']}; {m['memory_gib']} GiB, {m['os']}, Python {m['python']}; {versions}.",
         f"Seeds' recipe: {results['seeds_recipe']} (transformers {seeds_versions['transformers']}, torch {seeds_versions['torch']}).",
         f"Load average (1/5/15 min): start {results['load_average']['start']}, after the measurements "
         f"{results['load_average']['after_measurements']}, end {results['load_average']['end']}.",

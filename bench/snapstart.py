@@ -42,6 +42,7 @@ if str(REPO) not in sys.path:
 import _moto  # noqa: E402
 import _publish  # noqa: E402
 import _workload  # noqa: E402
+from _machine import cpu_line, load_average  # noqa: E402
 from _roberta_base import build_roberta_base  # noqa: E402
 
 SQUAD = REPO.parent / "shared" / "data" / "squad-dev-v2.0.json"
@@ -50,20 +51,13 @@ VARIANTS = {
     "torch": {"QA_BACKEND": "torch"},
     "onnx-fp32": {"QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "fp32"},
     "onnx-int8": {"QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "int8"},
+    "onnx-int8-fast": {"QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "int8-fast"},
 }
-INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "amx_tile", "asimddp")
+DEFAULT_VARIANTS = ("torch", "onnx-fp32", "onnx-int8")  # onnx-int8-fast on request (--variants)
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def cpu_line() -> str:
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
-    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith(("flags", "Features"))), []))  # fmt: skip
-    present = ", ".join(f for f in INT8_FLAGS if f in flags) or "none"
-    return f"{model or platform.processor()}, {os.cpu_count()} CPUs; int8 flags: {present}"
 
 
 def logged_phases(log_path: Path) -> dict[str, float]:
@@ -154,7 +148,7 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/qa-bench-snapstart"))  # noqa: S108
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
-        "--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS)
+        "--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS)
     )
     parser.add_argument("--revisions", default="", help="comma-separated git revisions to compare init time")
     parser.add_argument("--variant", default="onnx-int8", help="the configuration the revisions run")
@@ -178,7 +172,10 @@ def main() -> int:
     }
     os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
     server = _moto.start(port)
-    lines = [f"CPU: {cpu_line()}; Python {platform.python_version()}; {args.rounds} rounds, medians."]
+    lines = [
+        f"CPU: {cpu_line()}; Python {platform.python_version()}; {args.rounds} rounds, medians; "
+        f"load average (1/5/15 min) at start {load_average()}."
+    ]
     try:
         import boto3
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,22 +54,32 @@ def build_int8_fast(model_dir: Path, out_dir: Path) -> Path:
 
 
 def _build(name: str, recipe: Callable[[Path, Path], None], model_dir: Path, out_dir: Path) -> Path:
-    out_dir = Path(out_dir).resolve()  # the recipes change the working directory
     fp32 = build_fp32(model_dir, out_dir)
-    path = out_dir / variants.get(name).weight_file
+    path = Path(out_dir) / variants.get(name).weight_file
     atomic_write(path, lambda tmp: recipe(fp32, tmp))
     return path
 
 
 @quantizer_noise()
-def faithful(fp32: Path, path: Path, *, block_size: int = BLOCK_SIZE) -> None:
-    """Fusions, then 8-bit blocks for every weight MatMul and every embedding table (see the module's steps)."""
+def faithful(
+    fp32: Path,
+    path: Path,
+    *,
+    block_size: int = BLOCK_SIZE,
+    packed_attention: bool = False,
+    embeddings: bool = True,
+) -> None:
+    """Fusions, then 8-bit blocks for every weight MatMul and every embedding table (see the module's steps).
+
+    The keywords are the alternatives ``bench/fidelity.py`` measured: the defaults are what it chose.
+    """
+    fp32, path = Path(fp32).resolve(), Path(path).resolve()  # before the scratch directory becomes the cwd
     import onnx
     import onnx_ir as ir
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
     from onnxscript.rewriter.ort_fusions import optimize_for_ort
 
-    with _scratch_cwd() as scratch, _without_packed_attention():
+    with _scratch_cwd() as scratch, nullcontext() if packed_attention else _without_packed_attention():
         fused, _ = optimize_for_ort(ir.load(str(fp32)))
         fused_path = scratch / "fused.onnx"
         ir.save(fused, str(fused_path))
@@ -83,7 +93,8 @@ def faithful(fp32: Path, path: Path, *, block_size: int = BLOCK_SIZE) -> None:
         )
         quantizer.process()
         model: onnx.ModelProto = quantizer.model.model
-        quantize_embeddings(model, block_size)
+        if embeddings:
+            quantize_embeddings(model, block_size)
         onnx.save(model, str(path))
 
 
@@ -145,6 +156,7 @@ def dynamic(fp32: Path, path: Path) -> None:
     """Int8 weights stored, activations quantized per tensor at run time (no calibration)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    fp32, path = Path(fp32).resolve(), Path(path).resolve()  # before the scratch directory becomes the cwd
     with _scratch_cwd():
         quantize_dynamic(
             fp32,
