@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
-import itertools
 import json
 import statistics
 import sys
@@ -45,6 +44,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import _workload  # noqa: E402
+from _fidelity import Item, load_items  # noqa: E402
 from _machine import cpu_line, load_average, machine  # noqa: E402
 from _roberta_base import build_roberta_base  # noqa: E402
 
@@ -56,7 +56,7 @@ from handler.backends.onnx_backend import OnnxBackend  # noqa: E402
 from handler.engine import Answer, QAEngine  # noqa: E402
 from handler.engine.params import QAParams  # noqa: E402
 from handler.store.manifest import sha256_file  # noqa: E402
-from qa_tools.squad import exact_match, f1_score, read_squad  # noqa: E402
+from qa_tools.squad import exact_match, f1_score  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 DEFAULT_MODEL = SHARED / "models" / "minilm-l6-squad"
@@ -160,18 +160,6 @@ def graph(dir_: Path, c: Candidate) -> Path:
 
 
 # --- answers ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Item:
-    question: str
-    context: str
-    gold: tuple[str, ...]
-
-
-def load_items(path: Path, limit: int) -> list[Item]:
-    answerable = (Item(s.question, s.context, s.answers) for s in read_squad(path) if s.answerable)
-    return list(itertools.islice(answerable, limit))
-
-
 def answer_all(dir_: Path, variant: str, items: Sequence[Item], batch: int = 8) -> list[list[Answer]]:
     engine = QAEngine.load(dir_, variant)
     params = QAParams(top_k=2)  # the runner-up, for the near-tie margins
