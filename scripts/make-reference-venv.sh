@@ -11,7 +11,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${REF_VENV:-$ROOT/.venv-ref}"
 PYTHON="${PYTHON:-python3}"
 TRANSFORMERS="transformers==4.57.*"
-TORCH="$(grep -E '^torch==' "$ROOT/requirements.txt")"  # the project's one torch pin
+TORCH="$(grep -E '^torch==' "$ROOT/requirements-torch.txt")"  # the project's one torch pin
 
 probe='import torch, transformers; print(transformers.__version__, torch.__version__.split("+")[0])'
 installed="$("$VENV/bin/python" -c "$probe" 2>/dev/null || true)"

@@ -53,3 +53,33 @@ def test_a_failed_install_is_retried_next_time(checkout: Path) -> None:
     assert setup(checkout, FAIL_PIP="1").returncode != 0 and pip_runs(checkout) == 1
     assert setup(checkout).returncode == 0 and pip_runs(checkout) == 2
     assert setup(checkout).returncode == 0 and pip_runs(checkout) == 2
+
+
+def test_the_reference_venv_gets_transformers_4_57_on_the_project_s_torch_pin(tmp_path: Path) -> None:
+    """scripts/make-reference-venv.sh with a stand-in interpreter: what it asks pip for, nothing installed."""
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p "$3/bin"; cp "$0" "$3/bin/python"; exit 0; fi\n'
+        'if [ "$1" = "-c" ]; then case "$2" in *torch*) exit 1;; *) echo 4.57.6; exit 0;; esac; fi\n'
+        'echo "$*" >> "$(dirname "$0")/pip.log"\n'
+    )
+    python.chmod(0o755)
+    venv = tmp_path / "ref"
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": str(python), "REF_VENV": str(venv)}
+
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "make-reference-venv.sh")], env=env, capture_output=True, text=True
+    )
+
+    assert done.returncode == 0, done.stderr
+    pin = next(
+        line
+        for line in (ROOT / "requirements-torch.txt").read_text().splitlines()
+        if line.startswith("torch")
+    )
+    [call] = (venv / "bin" / "pip.log").read_text().splitlines()
+    assert (
+        call.startswith("-m pip install") and "transformers==4.57.*" in call.split() and pin in call.split()
+    )
+    assert "ready: transformers 4.57.6" in done.stdout
