@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from handler import variants
+from qa_tools.export import atomic_write, build_fp32
+from qa_tools.noise import quantizer_noise
 
 if TYPE_CHECKING:
     import onnx
-from qa_tools.export import atomic_write, build_fp32
-from qa_tools.noise import quantizer_noise
 
 # Blocks of 32: on minilm-l6-squad (1,000 answerable SQuAD 2.0 dev questions) 97.5 % the same span as fp32
 # (98.1 % with fp32 packed Attention, a third larger); blocks of 64 and 128 fell under 97 %
@@ -99,24 +99,28 @@ def faithful(
 
 
 def quantize_embeddings(model: onnx.ModelProto, block_size: int) -> None:
-    """Each ``Gather`` over a 2-D fp32 table (rows looked up by id) -> ``GatherBlockQuantized``: uint8 values with
-    a scale and zero point per block of ``block_size`` along the row, asymmetric (min..max, 0 exact)."""
+    """Each 2-D fp32 table read only by ``Gather`` (rows looked up by id) -> ``GatherBlockQuantized``: uint8 values
+    with a scale and zero point per block of ``block_size`` along the row, asymmetric (min..max, 0 exact)."""
     import numpy as np
     from onnx import helper, numpy_helper
 
-    tables = {init.name: init for init in model.graph.initializer}
-    nodes = []
-    for node in model.graph.node:
+    graph = model.graph
+    tables = {init.name: init for init in graph.initializer}
+
+    def lookup(node: onnx.NodeProto) -> bool:
         axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
-        table = tables.get(node.input[0]) if node.op_type == "Gather" and axis == 0 else None
-        weights = numpy_helper.to_array(table) if table is not None else None
-        if (
-            weights is None
-            or weights.dtype != np.float32
-            or weights.ndim != 2
-            or weights.shape[1] % block_size
-        ):
-            nodes.append(node)
+        return node.op_type == "Gather" and axis == 0 and node.input[0] in tables
+
+    readers: dict[str, set[bool]] = {}
+    for node in graph.node:
+        for position, name in enumerate(node.input):
+            readers.setdefault(name, set()).add(position == 0 and lookup(node))
+    chosen = set()
+    for name, table in tables.items():
+        weights = numpy_helper.to_array(table)
+        if readers.get(name) != {True} or weights.dtype != np.float32 or weights.ndim != 2:
+            continue  # also read by another op, or not a table of rows
+        if weights.shape[1] % block_size:
             continue
         rows, width = weights.shape
         blocks = weights.reshape(rows, width // block_size, block_size)
@@ -125,29 +129,32 @@ def quantize_embeddings(model: onnx.ModelProto, block_size: int) -> None:
         scale[scale == 0] = 1.0
         zero = np.clip(np.round(-low / scale), 0, 255).astype(np.uint8)
         values = np.clip(np.round(blocks / scale[..., None]) + zero[..., None], 0, 255).astype(np.uint8)
-        name = node.input[0]
-        model.graph.initializer.remove(table)
-        model.graph.initializer.extend([
+        graph.initializer.remove(table)
+        graph.initializer.extend([
             numpy_helper.from_array(values.reshape(rows, width), f"{name}_q8"),
             numpy_helper.from_array(scale, f"{name}_scale"),
             numpy_helper.from_array(zero, f"{name}_zero"),
         ])  # fmt: skip
-        nodes.append(
-            helper.make_node(
-                "GatherBlockQuantized",
-                [f"{name}_q8", node.input[1], f"{name}_scale", f"{name}_zero"],
-                list(node.output),
-                name=f"{node.name}_q8",
-                domain="com.microsoft",
-                gather_axis=0,
-                quantize_axis=1,
-                block_size=block_size,
-                bits=8,
-            )
+        chosen.add(name)
+    nodes = [
+        helper.make_node(
+            "GatherBlockQuantized",
+            [f"{node.input[0]}_q8", node.input[1], f"{node.input[0]}_scale", f"{node.input[0]}_zero"],
+            list(node.output),
+            name=f"{node.name}_q8",
+            domain="com.microsoft",
+            gather_axis=0,
+            quantize_axis=1,
+            block_size=block_size,
+            bits=8,
         )
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        if node.input[0] in chosen and lookup(node)
+        else node
+        for node in graph.node
+    ]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    if chosen and not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
 
 

@@ -13,18 +13,20 @@ from qa_tools.quantize import quantize_embeddings
 BLOCK = 32
 
 
-def lookup_graph(table: np.ndarray) -> onnx.ModelProto:
+def lookup_graph(table: np.ndarray, *extra: onnx.NodeProto) -> onnx.ModelProto:
     ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [None])
     out = helper.make_tensor_value_info("rows", TensorProto.FLOAT, [None, table.shape[1]])
     node = helper.make_node("Gather", ["table", "ids"], ["rows"], name="lookup")
-    graph = helper.make_graph([node], "lookup", [ids], [out], [numpy_helper.from_array(table, "table")])
+    outputs = [out, *(helper.make_tensor_value_info(n.output[0], TensorProto.FLOAT, None) for n in extra)]
+    graph = helper.make_graph(
+        [node, *extra], "lookup", [ids], outputs, [numpy_helper.from_array(table, "table")]
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
 
 
 def run(model: onnx.ModelProto, ids: np.ndarray) -> np.ndarray:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    (rows,) = session.run(None, {"ids": ids})
-    return np.asarray(rows)
+    return np.asarray(session.run(["rows"], {"ids": ids})[0])
 
 
 def test_tables_become_8_bit_blocks_that_onnx_runtime_reads_back_within_half_a_step() -> None:
@@ -53,3 +55,21 @@ def test_tables_the_kernel_cannot_take_stay_fp32(shape: tuple[int, ...]) -> None
     model = lookup_graph(table) if len(shape) == 2 else lookup_graph(table.reshape(50, 1))
     quantize_embeddings(model, BLOCK)
     assert [n.op_type for n in model.graph.node] == ["Gather"]
+
+
+def test_a_table_looked_up_twice_is_stored_once() -> None:
+    table = np.random.default_rng(1).normal(size=(20, BLOCK)).astype(np.float32)
+    model = lookup_graph(table, helper.make_node("Gather", ["table", "ids"], ["again"], name="again"))
+    quantize_embeddings(model, BLOCK)
+    assert [n.op_type for n in model.graph.node] == ["GatherBlockQuantized"] * 2
+    assert sorted(i.name for i in model.graph.initializer) == ["table_q8", "table_scale", "table_zero"]
+    run(model, np.array([1, 2], dtype=np.int64))
+
+
+def test_a_table_another_op_reads_stays_fp32() -> None:
+    """A tied weight (a table that is also a MatMul's matrix) would lose its float copy: left alone."""
+    table = np.ones((20, BLOCK), dtype=np.float32)
+    model = lookup_graph(table, helper.make_node("Transpose", ["table"], ["transposed"], name="tied"))
+    quantize_embeddings(model, BLOCK)
+    assert [n.op_type for n in model.graph.node] == ["Gather", "Transpose"]
+    assert [i.name for i in model.graph.initializer] == ["table"]
