@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from handler import variants
-from qa_tools.export import atomic_write, build_fp32
+from qa_tools import export
 from qa_tools.noise import quantizer_noise
 
 if TYPE_CHECKING:
@@ -54,9 +54,9 @@ def build_int8_fast(model_dir: Path, out_dir: Path) -> Path:
 
 
 def _build(name: str, recipe: Callable[[Path, Path], None], model_dir: Path, out_dir: Path) -> Path:
-    fp32 = build_fp32(model_dir, out_dir)
+    fp32 = export.build_fp32(model_dir, out_dir)  # through the module: a cache may stand in for it (bench)
     path = Path(out_dir) / variants.get(name).weight_file
-    atomic_write(path, lambda tmp: recipe(fp32, tmp))
+    export.atomic_write(path, lambda tmp: recipe(fp32, tmp))
     return path
 
 
