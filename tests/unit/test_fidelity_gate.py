@@ -16,10 +16,15 @@ from tests.fixtures.models import END_WORD, START_WORD
 
 
 def probe_file(path: Path, contexts: list[str]) -> Path:
-    qas = [
-        {"id": f"q{i}", "question": "What is planted?", "answers": [], "is_impossible": True} for i in (0,)
+    """One question per context, in SQuAD format (the answers do not matter: the gate compares variants)."""
+    paragraphs = [
+        {
+            "context": c,
+            "qas": [{"id": f"q{i}", "question": "What is planted?", "answers": [], "is_impossible": True}],
+        }
+        for i, c in enumerate(contexts)
     ]
-    data = {"version": "test-probes", "data": [{"title": "t", "paragraphs": [{"context": c, "qas": qas}]} for c in contexts]}  # fmt: skip
+    data = {"version": "test-probes", "data": [{"title": "t", "paragraphs": paragraphs}]}
     path.write_text(json.dumps(data))
     return path
 
