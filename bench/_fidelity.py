@@ -81,6 +81,14 @@ def answer_all(
     return answers, time.perf_counter() - started
 
 
+def em_f1(top1: Sequence[Answer], items: Sequence[Item]) -> tuple[float, float]:
+    """SQuAD exact match and F1 (as shares) of top-1 answers against each item's best gold answer."""
+    pairs = list(zip(top1, items, strict=True))
+    em = sum(max(exact_match(g, a.answer) for g in it.gold) for a, it in pairs)
+    f1 = sum(max(f1_score(g, a.answer) for g in it.gold) for a, it in pairs)
+    return em / len(pairs), f1 / len(pairs)
+
+
 def measure(model_dir: Path, items: Sequence[Item]) -> dict[str, Any]:
     """Top-1 answers of every backend, compared pairwise and against the gold answers."""
     answers: dict[str, list[Answer]] = {}
@@ -96,19 +104,9 @@ def measure(model_dir: Path, items: Sequence[Item]) -> dict[str, Any]:
         )
         agreement[f"{a} vs {b}"] = {"identical": same / len(items), "overlapping": overlap / len(items)}
     quality = {
-        backend: {
-            "exact_match": sum(
-                max(exact_match(g, ans.answer) for g in it.gold)
-                for ans, it in zip(answers[backend], items, strict=True)
-            )
-            / len(items),
-            "f1": sum(
-                max(f1_score(g, ans.answer) for g in it.gold)
-                for ans, it in zip(answers[backend], items, strict=True)
-            )
-            / len(items),
-            "seconds": seconds[backend],
-        }
+        backend: dict(
+            zip(("exact_match", "f1"), em_f1(answers[backend], items), strict=True), seconds=seconds[backend]
+        )
         for backend in BACKENDS
     }
     return {"questions": len(items), "agreement": agreement, "quality": quality}

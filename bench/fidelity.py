@@ -44,7 +44,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import _workload  # noqa: E402
-from _fidelity import Item, load_items  # noqa: E402
+from _fidelity import Item, em_f1, load_items  # noqa: E402
 from _machine import cpu_line, load_average, machine  # noqa: E402
 from _roberta_base import build_roberta_base  # noqa: E402
 
@@ -56,7 +56,6 @@ from handler.backends.onnx_backend import OnnxBackend  # noqa: E402
 from handler.engine import Answer, QAEngine  # noqa: E402
 from handler.engine.params import QAParams  # noqa: E402
 from handler.store.manifest import sha256_file  # noqa: E402
-from qa_tools.squad import exact_match, f1_score  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 DEFAULT_MODEL = SHARED / "models" / "minilm-l6-squad"
@@ -176,12 +175,9 @@ def _span(answers: list[Answer]) -> tuple[int, int]:
 def scores(
     answers: Sequence[list[Answer]], reference: Sequence[list[Answer]], items: Sequence[Item]
 ) -> dict[str, float]:
-    n = len(items)
-    return {
-        "same": 100 * sum(_span(a) == _span(r) for a, r in zip(answers, reference, strict=True)) / n,
-        "em": 100 * sum(max(exact_match(g, a[0].answer) for g in it.gold) for a, it in zip(answers, items, strict=True)) / n,
-        "f1": 100 * sum(max(f1_score(g, a[0].answer) for g in it.gold) for a, it in zip(answers, items, strict=True)) / n,
-    }  # fmt: skip
+    same = sum(_span(a) == _span(r) for a, r in zip(answers, reference, strict=True)) / len(items)
+    em, f1 = em_f1([a[0] for a in answers], items)
+    return {"same": 100 * same, "em": 100 * em, "f1": 100 * f1}
 
 
 def near_ties(
