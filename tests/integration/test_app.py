@@ -15,6 +15,7 @@ from tests.fixtures.events import (
     EXPECTED,
     assert_answer,
     assert_result,
+    assert_same_answer,
     header,
     http_body,
     invoke,
@@ -65,7 +66,7 @@ def test_batch_and_top_k_shapes(bert_app: Any) -> None:
     assert len(rest) == 2 and all(isinstance(x, list) and len(x) == 2 for x in rest)
     # Each batch item equals the same question asked alone.
     alone = invoke(bert_app, {**event["inputs"][1], **event["parameters"]})
-    assert result[1] == alone
+    assert_same_answer(result[1], alone)
 
 
 def test_hf_inference_toolkit_single_form(bert_app: Any) -> None:
