@@ -21,13 +21,12 @@ def tracked_files() -> list[str]:
 
 
 def large_files(root: Path, names: list[str]) -> list[str]:
-    return [
-        f"{name} ({(root / name).stat().st_size / 1e6:.1f} MB)"
+    sizes = {
+        name: (root / name).stat().st_size
         for name in names
-        if not name.startswith(LARGE_FILES_FOLDER)
-        and (root / name).is_file()
-        and (root / name).stat().st_size > MAX_TRACKED_BYTES
-    ]
+        if not name.startswith(LARGE_FILES_FOLDER) and (root / name).is_file()
+    }
+    return [f"{name} ({size / 1e6:.1f} MB)" for name, size in sizes.items() if size > MAX_TRACKED_BYTES]
 
 
 def test_no_large_tracked_file_outside_the_model_folder() -> None:
@@ -38,11 +37,11 @@ def test_no_large_tracked_file_outside_the_model_folder() -> None:
 
 def test_guard_sees_a_large_file(tmp_path: Path) -> None:
     """The guard itself: a file just over the limit is reported anywhere but the model folder."""
-    for name in ("scratch.data", f"{LARGE_FILES_FOLDER}model.safetensors", "small.txt"):
+    names = ["scratch.data", f"{LARGE_FILES_FOLDER}model.safetensors", "small.txt"]
+    for name in names:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         with (tmp_path / name).open("wb") as handle:
             handle.truncate(MAX_TRACKED_BYTES + (name != "small.txt"))
-    names = ["scratch.data", f"{LARGE_FILES_FOLDER}model.safetensors", "small.txt"]
     assert large_files(tmp_path, names) == ["scratch.data (2.1 MB)"]
 
 
