@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from handler.api.schemas import PredictRequest, shape_answers
+from handler.contract import PredictRequest, shape_answers
 from handler.engine import EncodedRequest, QAEngine
 from handler.errors import LimitExceeded, ModelUnavailable, TimeBudgetExceeded
 from handler.observability import metrics, subsegment

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from handler.api.errors import BadRequest, InvalidRequest, failure
-from handler.api.schemas import PredictRequest
+from handler.contract import PredictRequest
 from handler.engine import EncodedRequest, QAParams
 from handler.errors import LimitExceeded, ModelUnavailable, OutOfTime
 from handler.service import QAService

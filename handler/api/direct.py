@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from handler.api.errors import BadRequest, failure
-from handler.api.schemas import PredictRequest
+from handler.contract import PredictRequest
 from handler.service import QAService
 
 

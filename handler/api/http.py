@@ -40,7 +40,7 @@ from handler.api.errors import (
     failure,
 )
 from handler.api.events import Shape
-from handler.api.schemas import AnswerModel, ErrorResponse, PredictRequest
+from handler.contract import AnswerModel, ErrorResponse, PredictRequest
 from handler.errors import LimitExceeded
 from handler.service import QAService
 

@@ -1,6 +1,6 @@
 """Request parameters: the one place for their defaults (the transformers 4.x pipeline's) and bounds.
 
-The API contract (``handler.api.schemas``) is built on this model, and the engine takes it already validated.
+The API contract (``handler.contract``) is built on this model, and the engine takes it already validated.
 Two defaults depend on the model and are resolved by the tokenizer, the stage that uses them:
 ``max_seq_len`` (min(model maximum, 384)) and ``doc_stride`` (min(max_seq_len // 2, 128)).
 """

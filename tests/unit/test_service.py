@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from handler import variants
-from handler.api.schemas import PredictRequest
+from handler.contract import PredictRequest
 from handler.engine import QAEngine
 from handler.errors import LimitExceeded, ModelUnavailable
 from handler.service import QAService

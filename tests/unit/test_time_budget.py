@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from handler import variants
-from handler.api.schemas import PredictRequest
+from handler.contract import PredictRequest
 from handler.engine import QAParams
 from handler.errors import TimeBudgetExceeded
 from handler.service import EWMA_ALPHA, SAFETY_MARGIN_MS, QAService, TimeBudget

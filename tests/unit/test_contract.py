@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from handler.api.errors import describe_errors
-from handler.api.schemas import NO_SPAN, PredictRequest, shape_answers
+from handler.contract import NO_SPAN, PredictRequest, shape_answers
 from handler.engine import Answer, QAParams
 
 

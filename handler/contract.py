@@ -1,4 +1,4 @@
-"""The API contract: the request and response models shared by the HTTP routes and direct invokes.
+"""The API contract: the request and response models shared by the HTTP routes, direct invokes and the service.
 
 Parameters, their defaults and bounds come from ``handler.engine.params.QAParams``, which the request extends;
 this module adds only what is about the request's shape.
