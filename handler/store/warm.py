@@ -1,5 +1,6 @@
 """Model store: warm a published model from S3, verified, once per sandbox: into MODEL_DIR (Lambda: /tmp) or
-into memory (``handler.store.memory``), as MODEL_STORE says (``choose_store`` resolves ``auto``).
+into memory (``handler.store.memory``), as MODEL_STORE says (``choose_store`` resolves ``auto``). It takes
+plain arguments; ``handler.runtime.loader`` reads them from the settings.
 
 Guarantees (docs/model-store.md): only the files the chosen backend variant needs are fetched; every byte is
 checked against the manifest's size and sha256 (hashed while downloading); on disk, a model directory appears
@@ -24,7 +25,6 @@ from aws_lambda_powertools import Logger
 
 from handler import variants
 from handler.model_files import DirectoryFiles, MemoryFiles, ModelFiles
-from handler.settings import Settings
 from handler.store import cache
 from handler.store.errors import (
     PUBLISH_COMMAND,
@@ -55,7 +55,7 @@ logger = Logger(child=True)
 MIB = 1 << 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WarmupReport:
     """What the warm-up did: log it, put it in metrics, and load the engine from ``model``."""
 
@@ -232,23 +232,35 @@ def _to_memory(published: _Published, variant: str, reason: str = "") -> WarmupR
     return p.report(model, variant, skipped=False, store="memory", reason=reason)
 
 
-def warm_from_settings(settings: Settings) -> WarmupReport:
-    """The init path: a model baked into the image (MODEL_LOCAL_PATH) wins over S3 (MODEL_S3_URI)."""
-    variant, path = settings.variant.name, settings.model_source
-    if isinstance(path, S3Location):
-        published = _published(path, variant, None, None)
-        target = cache.entry_dir(settings.model_dir, published.digest, variant)
-        store, reason = choose_store(
-            settings.model_store,
-            snapstart=settings.snapstart,
-            cache_root=settings.model_dir,
-            target=target,
-            digest=published.digest,
-            files=published.files,
-        )
-        if store == "memory":
-            return _to_memory(published, variant, reason)
-        return _to_disk(published, settings.model_dir, variant, False, reason)
+def warm(
+    location: S3Location | str,
+    cache_root: Path,
+    variant: str,
+    *,
+    mode: str = "auto",
+    snapstart: bool = False,
+    client: BaseClient | None = None,
+    transfer: TransferConfig | None = None,
+) -> WarmupReport:
+    """The init path for a model in S3: on disk under ``cache_root`` or in memory, as ``choose_store`` says
+    for MODEL_STORE=``mode``."""
+    published = _published(location, variant, client, transfer)
+    target = cache.entry_dir(cache_root, published.digest, variant)
+    store, reason = choose_store(
+        mode,
+        snapstart=snapstart,
+        cache_root=cache_root,
+        target=target,
+        digest=published.digest,
+        files=published.files,
+    )
+    if store == "memory":
+        return _to_memory(published, variant, reason)
+    return _to_disk(published, cache_root, variant, False, reason)
+
+
+def open_baked(path: Path, variant: str) -> WarmupReport:
+    """A model baked into the image: nothing to fetch; a published copy is checked for the variant's files."""
     name, revision, count, fidelity = path.name, "", 0, None
     if (path / MANIFEST_NAME).is_file():  # a published copy: check the variant's files are all there
         manifest = _parse_manifest((path / MANIFEST_NAME).read_bytes(), None)
@@ -259,9 +271,19 @@ def warm_from_settings(settings: Settings) -> WarmupReport:
         name, revision, count = manifest.name, manifest.revision, len(needed)
         fidelity = manifest.fidelity.get(variant)
     result = WarmupReport(
-        DirectoryFiles(path), variant, str(path), name, revision, "", count, 0, 0.0, True, "image",
+        model=DirectoryFiles(path),
+        variant=variant,
+        source=str(path),
+        model_name=name,
+        revision=revision,
+        manifest_sha256="",
+        files=count,
+        bytes=0,
+        seconds=0.0,
+        skipped=True,
+        store="image",
         fidelity=fidelity,
-    )  # fmt: skip
+    )
     logger.info("model warm-up", extra=result.as_log())
     return result
 

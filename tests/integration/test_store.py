@@ -17,6 +17,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
 
 from handler.engine import QAEngine
+from handler.runtime.loader import warm_from_settings
 from handler.settings import Settings
 from handler.store.errors import (
     AccessDenied,
@@ -33,7 +34,7 @@ from handler.store.errors import (
 )
 from handler.store.manifest import MANIFEST_NAME, MARKER_NAME, Manifest
 from handler.store.s3 import make_client
-from handler.store.warm import warm_from_settings, warm_model
+from handler.store.warm import warm_model
 from qa_tools.publish import publish
 from tests.fixtures.models import PlantedModel
 from tests.fixtures.s3 import Bucket, CuttingProxy
