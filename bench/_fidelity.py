@@ -20,7 +20,7 @@ from handler import variants
 from handler.engine import Answer, QAEngine
 from qa_tools.squad import exact_match, f1_score, read_squad
 
-BACKENDS = ("torch", "onnx-fp32", "onnx-int8", "onnx-int8-fast")
+BACKENDS = variants.NAMES  # every registered variant
 PAIRS = (
     ("onnx-int8", "onnx-fp32"),
     ("onnx-int8-fast", "onnx-fp32"),

@@ -29,12 +29,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qa_tools.local import config  # noqa: E402 - after the repository is on the path
+from handler import variants  # noqa: E402 - after the repository is on the path
+from qa_tools.local import config  # noqa: E402
 from qa_tools.local.sandbox import LocalFunction  # noqa: E402
 
 DEFAULT_MODEL = "deepset/roberta-base-squad2"
 BUCKET = "demo-models"
-VARIANT = {"torch": "torch", "onnx": "onnx-int8"}  # --backend -> the variant published (the image's default)
+# --backend -> the variant published: the one the image selects when no precision is set
+VARIANT = {backend: variants.default_for(backend).name for backend in variants.BACKENDS}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -71,6 +71,18 @@ def _discover() -> dict[str, Variant]:
 VARIANTS: dict[str, Variant] = _discover()
 NAMES: tuple[str, ...] = tuple(VARIANTS)
 PUBLISHED_BY_DEFAULT: tuple[str, ...] = tuple(n for n, v in VARIANTS.items() if v.published_by_default)
+# The QA_BACKEND values: also the image's Dockerfile targets and the choices of every --backend option.
+BACKENDS: tuple[str, ...] = tuple(sorted({v.backend for v in VARIANTS.values()}))
+
+
+def precisions(backend: str) -> tuple[str, ...]:
+    """The values QA_<BACKEND>_PRECISION accepts for ``backend``, sorted."""
+    return tuple(sorted(v.precision for v in VARIANTS.values() if v.backend == backend))
+
+
+def default_for(backend: str) -> Variant:
+    """The variant QA_BACKEND=``backend`` selects when its precision variable is unset."""
+    return select(backend, None)
 
 
 def get(name: str) -> Variant:
@@ -84,12 +96,11 @@ def select(backend: str, precision: str | None) -> Variant:
     """The variant QA_BACKEND and its precision variable name; a mistake names the variable and the choices."""
     candidates = [v for v in VARIANTS.values() if v.backend == backend]
     if not candidates:
-        backends = sorted({v.backend for v in VARIANTS.values()})
-        raise ConfigurationError(f"QA_BACKEND must be one of {', '.join(backends)}, got {backend!r}")
+        raise ConfigurationError(f"QA_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
     for variant in candidates:
         if (precision is None and variant.default) or variant.precision == precision:
             return variant
-    choices = ", ".join(sorted(v.precision for v in candidates))
+    choices = ", ".join(precisions(backend))
     raise ConfigurationError(f"{precision_env(backend)} must be one of {choices}, got {precision!r}")
 
 

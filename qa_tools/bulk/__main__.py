@@ -22,6 +22,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
+from handler import variants
 from handler.api.batch import BatchDefaults
 from handler.api.errors import describe_errors
 from qa_tools.bulk.items import FORMATS, detect_format, read_lines
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("input", type=Path, help="JSONL items, or a SQuAD-format .json file")
     run.add_argument("output", type=Path, help="JSONL results; items already in it are skipped")
     run.add_argument("--model", required=True, help="model directory, or a published s3://bucket/prefix/")
-    run.add_argument("--backend", choices=("torch", "onnx"), help="QA_BACKEND (default: torch)")
+    run.add_argument("--backend", choices=variants.BACKENDS, help="QA_BACKEND (default: torch)")
     run.add_argument("--precision", help="the backend's precision, e.g. int8 for onnx")
     run.add_argument("--format", choices=("auto", *FORMATS), default="auto", help="auto: .json = SQuAD")
     run.add_argument("--eval", action="store_true", help="SQuAD 2.0 EM/F1 of items with gold 'answers'")

@@ -10,58 +10,81 @@ import pytest
 from handler import variants
 from handler.errors import ConfigurationError
 
+VARIANTS = list(variants.VARIANTS.values())
+BY_NAME = [pytest.param(v, id=v.name) for v in VARIANTS]
 
-def test_the_shipped_variants() -> None:
-    assert variants.NAMES == ("onnx-fp32", "onnx-int8", "onnx-int8-fast", "torch")
-    for variant in variants.VARIANTS.values():
-        module, _, function = variant.loader.partition(":")
-        assert module.startswith("handler.backends.") and function
-        assert variant.builder is None or variant.builder.startswith("qa_tools.")  # never serving code
-    defaults = [v.name for v in variants.VARIANTS.values() if v.default]
-    assert sorted(defaults) == ["onnx-int8", "torch"]  # one per backend
+
+@pytest.mark.parametrize("variant", BY_NAME)
+def test_a_variant_loads_through_a_backend_and_builds_outside_the_image(variant: variants.Variant) -> None:
+    module, _, function = variant.loader.partition(":")
+    assert module.startswith("handler.backends.") and function
+    assert variant.builder is None or variant.builder.startswith("qa_tools.")  # never serving code
+
+
+@pytest.mark.parametrize("backend", variants.BACKENDS)
+def test_one_default_precision_per_backend(backend: str) -> None:
+    defaults = [v.name for v in VARIANTS if v.backend == backend and v.default]
+    assert len(defaults) == 1, defaults
+    assert variants.default_for(backend).name == defaults[0]
+
+
+@pytest.mark.parametrize("variant", BY_NAME)
+def test_select_finds_each_variant_by_backend_and_precision(variant: variants.Variant) -> None:
+    assert variants.select(variant.backend, variant.precision) is variant
+    assert variant.precision in variants.precisions(variant.backend)
+
+
+@pytest.mark.parametrize("variant", [pytest.param(v, id=v.name) for v in VARIANTS if v.weight_file])
+def test_a_variants_weight_file_is_its_own(variant: variants.Variant) -> None:
+    assert variants.owner_of(variant.weight_file) == (variant.name,)
 
 
 @pytest.mark.parametrize(
-    ("file_name", "owners"),
+    ("file_name", "owner"),
     [
-        ("model.safetensors", ("torch",)),
-        ("model-00001-of-00002.safetensors", ("torch",)),
-        ("model.safetensors.index.json", ("torch",)),
-        ("model.onnx", ("onnx-fp32",)),
-        ("model.int8.onnx", ("onnx-int8",)),
-        ("model.int8-fast.onnx", ("onnx-int8-fast",)),
-        ("model.onnx_data", ("onnx-fp32",)),
-        ("config.json", variants.NAMES),
-        ("tokenizer.json", variants.NAMES),
+        ("model.safetensors", "torch"),
+        ("model-00001-of-00002.safetensors", "torch"),
+        ("model.safetensors.index.json", "torch"),
+        ("model.onnx", "onnx-fp32"),
+        ("model.onnx_data", "onnx-fp32"),  # external data goes with its graph
     ],
 )
-def test_weights_belong_to_one_variant_everything_else_to_all(
-    file_name: str, owners: tuple[str, ...]
-) -> None:
-    assert variants.owner_of(file_name) == owners
+def test_sharded_and_external_weights_belong_to_their_variant(file_name: str, owner: str) -> None:
+    assert variants.owner_of(file_name) == (owner,)
+
+
+@pytest.mark.parametrize("file_name", ["config.json", "tokenizer.json", "manifest.json"])
+def test_every_other_file_serves_every_variant(file_name: str) -> None:
+    assert variants.owner_of(file_name) == variants.NAMES
 
 
 def test_select_names_the_variable_and_the_choices() -> None:
-    assert variants.select("onnx", None).name == "onnx-int8"
-    assert variants.select("onnx", "fp32").name == "onnx-fp32"
-    assert variants.select("onnx", "int8-fast").name == "onnx-int8-fast"
-    with pytest.raises(
-        ConfigurationError, match=r"QA_ONNX_PRECISION must be one of fp32, int8, int8-fast, got 'int4'"
-    ):
+    choices = ", ".join(variants.precisions("onnx"))
+    with pytest.raises(ConfigurationError, match=rf"QA_ONNX_PRECISION must be one of {choices}, got 'int4'"):
         variants.select("onnx", "int4")
-    with pytest.raises(ConfigurationError, match=r"QA_BACKEND must be one of onnx, torch"):
+    with pytest.raises(
+        ConfigurationError, match=rf"QA_BACKEND must be one of {', '.join(variants.BACKENDS)}"
+    ):
         variants.select("jax", None)
 
 
-def test_lossy_variants_name_an_exact_reference_and_the_lossiest_is_opt_in() -> None:
-    lossy = {v.name: v.reference for v in variants.VARIANTS.values() if v.reference}
-    assert lossy == {"onnx-int8": "onnx-fp32", "onnx-int8-fast": "onnx-fp32"}
-    assert all(variants.get(ref).reference is None for ref in lossy.values())
-    assert variants.PUBLISHED_BY_DEFAULT == ("onnx-fp32", "onnx-int8", "torch")
+@pytest.mark.parametrize("variant", [pytest.param(v, id=v.name) for v in VARIANTS if v.reference])
+def test_a_lossy_variant_names_an_exact_reference(variant: variants.Variant) -> None:
+    assert variant.reference is not None
+    assert variants.get(variant.reference).reference is None
+
+
+def test_only_lossy_variants_are_opt_in() -> None:
+    """publish builds every variant by default except lossy ones that ask to be chosen (--variants)."""
+    opt_in = [v for v in VARIANTS if not v.published_by_default]
+    assert all(v.reference is not None for v in opt_in)
+    assert all(v.name not in variants.PUBLISHED_BY_DEFAULT for v in opt_in)
+    # what an image selects without a precision setting is there after a plain publish
+    assert all(variants.default_for(b).name in variants.PUBLISHED_BY_DEFAULT for b in variants.BACKENDS)
 
 
 def test_an_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="onnx-fp32, onnx-int8, onnx-int8-fast, torch"):
+    with pytest.raises(ValueError, match=", ".join(variants.NAMES)):
         variants.get("onnx-fp16")
 
 
