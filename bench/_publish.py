@@ -22,7 +22,7 @@ import boto3
 
 import qa_tools.export
 from handler import variants
-from handler.store.manifest import sha256_file
+from handler.store import sha256_file
 from qa_tools.publish import publish
 
 Builder = Callable[[Path, Path], Path]

@@ -57,7 +57,7 @@ def main() -> int:
     model = args.model
     service = local_service(str(model))
 
-    from handler.api.batch import answer_batch, prepare_item
+    from handler.api import answer_batch, prepare_item
     from handler.observability import metrics
 
     def answer(chunk: list[tuple[str, str]]) -> list[dict[str, Any]]:

@@ -36,11 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import boto3
 from boto3.s3.transfer import TransferConfig
 
-from handler import store
+from handler.store import S3Location, sha256_file, warm_model
+from handler.store import download as downloader  # the downloader's own settings: what this bench tunes
 from handler.store.download import CHUNK_BYTES, CONCURRENCY, default_transfer_config
-from handler.store.manifest import sha256_file
-from handler.store.s3 import S3Location
-from handler.store.warm import warm_model
 from qa_tools.publish import publish
 
 LOOPBACK = "127.0.0.1"
@@ -163,12 +161,12 @@ def crt_warm_up(uri: str) -> Callable[[Path], int] | None:
     serializer = BotocoreCRTRequestSerializer(session, {"region_name": region, "endpoint_url": None})
 
     def run(dest: Path) -> int:
-        classic = store.create_transfer_manager
-        store.create_transfer_manager = lambda client, config: CRTTransferManager(crt_client, serializer)
+        classic = downloader.create_transfer_manager
+        downloader.create_transfer_manager = lambda client, config: CRTTransferManager(crt_client, serializer)
         try:
             return warm_model(uri, dest, "torch").bytes
         finally:
-            store.create_transfer_manager = classic
+            downloader.create_transfer_manager = classic
 
     return run
 

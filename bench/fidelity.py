@@ -55,7 +55,7 @@ from handler.backends import available_cpus  # noqa: E402
 from handler.backends.onnx_backend import OnnxBackend  # noqa: E402
 from handler.engine import Answer, QAEngine  # noqa: E402
 from handler.engine.params import QAParams  # noqa: E402
-from handler.store.manifest import sha256_file  # noqa: E402
+from handler.store import sha256_file  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 DEFAULT_MODEL = SHARED / "models" / "minilm-l6-squad"

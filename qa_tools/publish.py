@@ -34,8 +34,16 @@ from s3transfer.subscribers import BaseSubscriber
 from tqdm import tqdm
 
 from handler import variants as registry
-from handler.store.manifest import MANIFEST_NAME, FileEntry, Manifest, ManifestError, check_key, variants_for
-from handler.store.s3 import S3Location, make_client
+from handler.store import (
+    MANIFEST_NAME,
+    FileEntry,
+    Manifest,
+    ManifestError,
+    S3Location,
+    check_key,
+    make_client,
+    variants_for,
+)
 from qa_tools.fidelity import gate
 
 # Object metadata carrying our hash: lets a re-publish skip identical objects without downloading them.

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     from moto.server import ThreadedMotoServer
 
-    from handler.store.s3 import make_client
+    from handler.store import make_client
     from qa_tools.publish import publish
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's access log: one line per request

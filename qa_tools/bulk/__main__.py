@@ -23,8 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from handler import variants
-from handler.api.batch import BatchDefaults
-from handler.api.errors import describe_errors
+from handler.api import BatchDefaults, describe_errors
 from qa_tools.bulk.items import FORMATS, detect_format, read_lines
 
 FUNCTION_TIMEOUT_S = 28.0  # template.yaml QaFunction Timeout: what a batch must fit in

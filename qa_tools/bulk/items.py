@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from handler.api.batch import GOLD, ID, item_id
+from handler.api import GOLD, ID, item_id
 from handler.errors import QAError
 from qa_tools.squad import read_squad
 

@@ -22,7 +22,7 @@ from typing import Any
 from tqdm import tqdm
 
 from handler import variants
-from handler.api.batch import Prepared, answer_batch, prepare_item
+from handler.api import Prepared, answer_batch, prepare_item
 from handler.observability import logger, metrics
 from handler.runtime.loader import load_service
 from handler.service import QAService

@@ -24,7 +24,7 @@ from typing import Any
 from botocore.client import BaseClient
 from tqdm import tqdm
 
-from handler.store.s3 import S3Location, error_code
+from handler.store import S3Location, error_code
 
 DONE = ("succeeded", "failed", "timedOut", "aborted")  # itemCounts of questions that are finished
 FAILED = ("failed", "timedOut", "aborted")
