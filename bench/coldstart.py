@@ -238,14 +238,14 @@ def fidelity(workdir: Path, articles: list[_workload.Article], limit: int) -> di
             items = _fidelity.load_items(data, limit)
             model, source, data_name = TRAINED_MODEL.name, "trained", data.name
         else:
-            from tests.fixtures.models import build_planted_model
+            from qa_tools.tiny_models import build_planted_model
 
             planted = build_planted_model(workdir / "planted-roberta", "roberta")
             model_dir = _fidelity.prepare(planted.path, workdir / "fidelity-model")
             contexts = [p.context for a in articles for p in a.paragraphs]
             items = _fidelity.planted_items(contexts, planted.start_word, planted.end_word, limit)
             model, source, data_name = (
-                "planted-answer RoBERTa (tests/fixtures)",
+                "planted-answer RoBERTa (qa_tools.tiny_models)",
                 "planted",
                 "benchmark contexts",
             )

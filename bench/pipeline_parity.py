@@ -438,7 +438,7 @@ def print_report(report: Report, tol: float) -> None:
 
 
 def _tiny_model(kind: str, root: Path) -> Path:
-    from tests.fixtures.models import build_tiny_model
+    from qa_tools.tiny_models import build_tiny_model
 
     return build_tiny_model(root / f"tiny-{kind}", kind)  # type: ignore[arg-type]
 

@@ -6,7 +6,7 @@ Both are verdicts on how fast the machine generates or runs examples, and one fl
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["tests.fixtures.models", "tests.fixtures.s3", "tests.fixtures.lambda_env"]
+pytest_plugins = ["tests.fixtures.model_dirs", "tests.fixtures.s3", "tests.fixtures.lambda_env"]
 
 settings.register_profile("machine-independent", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("machine-independent")

@@ -19,9 +19,9 @@ from handler.service import QAService
 from qa_tools.bulk.__main__ import main
 from qa_tools.bulk.items import read_lines
 from qa_tools.bulk.runner import local_service, run
+from qa_tools.tiny_models import PlantedModel
 from tests.fixtures.bulk import ANSWER, PLANTED_QUESTIONS, PLANTED_SCORES, WITH_ANSWER, write_squad
 from tests.fixtures.events import assert_same_answer, invoke
-from tests.fixtures.models import PlantedModel
 
 SQUAD2 = {"handle_impossible_answer": True}
 

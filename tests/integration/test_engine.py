@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from handler.engine import Answer, QAEngine, QAParams
 from handler.errors import InvalidInput
-from tests.fixtures.models import END_WORD, START_WORD, PlantedModel, build_planted_model
+from qa_tools.tiny_models import END_WORD, START_WORD, PlantedModel, build_planted_model
 
 FILLER = ["alpha", "beta", "gamma", "delta", "epsilon", "theta", "kappa", "sigma", "omega", "river", "city"]
 ANSWER = f"{START_WORD} of the old {END_WORD}"

@@ -10,7 +10,7 @@ import pytest
 
 from qa_tools.noise import exporter_noise, quantizer_noise
 from qa_tools.quantize import build_int8, build_int8_fast
-from tests.fixtures.models import build_tiny_model
+from qa_tools.tiny_models import build_tiny_model
 
 NOISE = ("torchvision is not installed", "Please consider to run pre-processing", "LeafSpec", "to quantize")
 

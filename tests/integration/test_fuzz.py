@@ -36,10 +36,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from qa_tools.tiny_models import build_tiny_model
 from tests.fixtures.backends import FaultyBackend, one_thread
 from tests.fixtures.events import header, load
 from tests.fixtures.lambda_env import FakeContext, init_app
-from tests.fixtures.models import build_tiny_model
 
 # Small limits make every limit reachable with cheap events; 96 positions keep windows cheap.
 FUZZ_ENV = {

@@ -13,7 +13,7 @@ from handler.engine import QAEngine
 from handler.engine.tokenization import WindowTokenizer
 from handler.model_files import DirectoryFiles, MemoryFiles, as_model_files
 from handler.variants import get
-from tests.fixtures.models import PlantedModel
+from qa_tools.tiny_models import PlantedModel
 
 PAIRS = [
     ("What is the capital of France?", "Paris is the capital and most populous city of France."),

@@ -22,8 +22,7 @@ from handler.engine import QAEngine, QAParams
 from qa_tools import quantize
 from qa_tools.export import build_fp32
 from qa_tools.quantize import build_int8, build_int8_fast
-from tests.fixtures import ROOT as REPO
-from tests.fixtures.models import (
+from qa_tools.tiny_models import (
     END_WORD,
     KINDS,
     START_WORD,
@@ -32,6 +31,7 @@ from tests.fixtures.models import (
     build_planted_model,
     build_tiny_model,
 )
+from tests.fixtures import ROOT as REPO
 
 ONNX_FILES = {name: variants.get(name).weight_file for name in ("onnx-fp32", "onnx-int8", "onnx-int8-fast")}
 RECIPES = {"onnx-int8": quantize.faithful, "onnx-int8-fast": quantize.dynamic}

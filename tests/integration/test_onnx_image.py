@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from handler.store.manifest import MANIFEST_NAME, Manifest
+from qa_tools.tiny_models import END_WORD, START_WORD
 from tests.fixtures import ROOT
-from tests.fixtures.models import END_WORD, START_WORD
 from tests.fixtures.onnx_models import build_planted_onnx
 from tests.fixtures.s3 import Bucket
 

@@ -29,9 +29,9 @@ from moto.server import ThreadedMotoServer
 
 from qa_tools.local.runtime_api import Invocation, Outcome, RuntimeAPI
 from qa_tools.publish import publish
+from qa_tools.tiny_models import PlantedModel
 from tests.fixtures import ROOT
 from tests.fixtures.events import EXPECTED, http_body, load
-from tests.fixtures.models import PlantedModel
 from tests.fixtures.s3 import LOOPBACK, REGION
 
 PREFIX = "models/snap/"

@@ -36,7 +36,7 @@ from handler.store.manifest import MANIFEST_NAME, MARKER_NAME, Manifest
 from handler.store.s3 import make_client
 from handler.store.warm import warm_model
 from qa_tools.publish import publish
-from tests.fixtures.models import PlantedModel
+from qa_tools.tiny_models import PlantedModel
 from tests.fixtures.s3 import Bucket, CuttingProxy
 
 PREFIX = "models/tiny/"

@@ -43,9 +43,9 @@ from handler.store.manifest import MANIFEST_NAME
 from handler.store.s3 import MAX_ATTEMPTS
 from handler.store.warm import warm_model
 from qa_tools.publish import publish
+from qa_tools.tiny_models import PlantedModel
 from tests.fixtures import ROOT
 from tests.fixtures.events import http_body, invoke, load, rest_predict
-from tests.fixtures.models import PlantedModel
 from tests.fixtures.s3 import LOOPBACK, Bucket, MotoS3
 
 PREFIX = "models/planted/"

@@ -28,7 +28,7 @@ from handler.store.manifest import Manifest
 from handler.store.s3 import make_client
 from handler.store.warm import choose_store, warm_into_memory, warm_model
 from qa_tools.publish import publish
-from tests.fixtures.models import PlantedModel
+from qa_tools.tiny_models import PlantedModel
 from tests.fixtures.s3 import Bucket, CuttingProxy
 
 PREFIX = "models/memory/"

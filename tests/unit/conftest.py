@@ -9,8 +9,8 @@ from tokenizers import Tokenizer
 
 from handler.engine import QAEngine
 from handler.engine.tokenization import WindowTokenizer
+from qa_tools.tiny_models import END_WORD, MODEL_MAX_LENGTH, START_WORD, build_tokenizer, word_token_ids
 from tests.fixtures.backends import FakeBackend, marker_logits
-from tests.fixtures.models import END_WORD, MODEL_MAX_LENGTH, START_WORD, build_tokenizer, word_token_ids
 
 
 @pytest.fixture(scope="session")

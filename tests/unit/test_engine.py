@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from handler.engine import QAEngine, QAParams
-from tests.fixtures.models import END_WORD, START_WORD
+from qa_tools.tiny_models import END_WORD, START_WORD
 
 QUESTION = "Which animal?"
 ANSWER = f"{START_WORD} by the river {END_WORD}"

@@ -11,8 +11,8 @@ from tokenizers import Tokenizer
 
 from handler.engine import QAEngine
 from qa_tools.fidelity import gate
+from qa_tools.tiny_models import END_WORD, START_WORD
 from tests.fixtures.backends import FakeBackend, marker_logits
-from tests.fixtures.models import END_WORD, START_WORD
 
 
 def probe_file(path: Path, contexts: list[str]) -> Path:

@@ -13,7 +13,7 @@ from handler.engine import QAEngine
 from handler.errors import LimitExceeded, ModelUnavailable
 from handler.service import QAService
 from handler.settings import Settings
-from tests.fixtures.models import END_WORD, START_WORD
+from qa_tools.tiny_models import END_WORD, START_WORD
 
 SETTINGS = Settings(
     model_source=Path("/opt/model"),
