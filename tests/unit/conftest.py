@@ -1,14 +1,20 @@
-"""Unit-test fixtures: a real tokenizer and a fake backend, so engine and service tests run without a model."""
+"""Unit-test fixtures: a real tokenizer and a fake backend, so engine, service and api tests run without a model."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 from tokenizers import Tokenizer
 
+from handler import variants
 from handler.engine import QAEngine
 from handler.engine.tokenization import WindowTokenizer
+from handler.service import QAService
+from handler.settings import Settings
 from qa_tools.tiny_models import END_WORD, MODEL_MAX_LENGTH, START_WORD, build_tokenizer, word_token_ids
 from tests.fixtures.backends import FakeBackend, marker_logits
 
@@ -36,5 +42,31 @@ def planted_engine(bert_tokenizer: Tokenizer) -> Callable[..., QAEngine]:
             )
         )
         return QAEngine(windows, backend, model_name="planted-fake", max_batch_windows=max_batch_windows)
+
+    return make
+
+
+UNIT_SETTINGS = Settings(
+    model_source=Path("/opt/model"),
+    model_dir=Path("/tmp/models"),
+    variant=variants.get("torch"),
+    max_body_bytes=2_000,
+    max_context_chars=1_000,
+    max_batch_size=4,
+    max_windows=16,
+    max_batch_windows=8,
+    max_bulk_items=6,
+    max_bulk_windows=40,
+)
+
+
+@pytest.fixture
+def planted_service(planted_engine: Callable[..., QAEngine]) -> Callable[..., QAService]:
+    """A ``QAService`` over the planted fake engine, with small limits (``UNIT_SETTINGS``, overridable)."""
+
+    def make(*, max_batch_windows: int = 8, **limits: Any) -> QAService:
+        settings = dataclasses.replace(UNIT_SETTINGS, max_batch_windows=max_batch_windows, **limits)
+        engine = planted_engine(max_batch_windows=max_batch_windows)
+        return QAService(engine, settings, info={"model": "planted-fake"})
 
     return make
