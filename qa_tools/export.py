@@ -22,7 +22,7 @@ from handler import variants
 from handler.backends import available_cpus
 from handler.backends.onnx_backend import OUTPUT_NAMES
 from handler.backends.torch_backend import TorchBackend
-from qa_tools.noise import exporter_noise
+from qa_tools.export_log_filters import exporter_noise
 
 # Example batch for tracing: 2 rows and 16 tokens, because torch.export specialises dimensions of size 0 or 1.
 _EXAMPLE_BATCH, _EXAMPLE_TOKENS = 2, 16

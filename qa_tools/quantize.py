@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from handler import variants
 from qa_tools import export
-from qa_tools.noise import quantizer_noise
+from qa_tools.export_log_filters import quantizer_noise
 
 if TYPE_CHECKING:
     import onnx

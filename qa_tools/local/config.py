@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa_tools.image import ROOT, parse_dockerfile
+from qa_tools.dockerfile_reader import ROOT, parse_dockerfile
 from qa_tools.local.sandbox import FunctionConfig, is_lambda_tmp
 
 MODEL_SOURCES = ("MODEL_LOCAL_PATH", "MODEL_S3_URI")  # handler.settings: one of them is required

@@ -27,7 +27,7 @@ from cfnlint.decode import decode_str
 
 from handler.api.events import Shape, detect_shape
 from handler.api.http import ROUTES
-from qa_tools.image import parse_dockerfile
+from qa_tools.dockerfile_reader import parse_dockerfile
 from qa_tools.local import config
 from qa_tools.local.sandbox import LocalFunction, Result
 from tests.fixtures import EVENTS, ROOT

@@ -1,4 +1,4 @@
-"""The ONNX export and quantization say nothing a user cannot act on (qa_tools.noise), and still say the rest."""
+"""The ONNX export and quantization say nothing a user cannot act on (qa_tools.export_log_filters), and still say the rest."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qa_tools.noise import exporter_noise, quantizer_noise
+from qa_tools.export_log_filters import exporter_noise, quantizer_noise
 from qa_tools.quantize import build_int8, build_int8_fast
 from qa_tools.tiny_models import build_tiny_model
 
