@@ -88,7 +88,7 @@ class Settings:
     max_bulk_items: int  # MAX_BULK_ITEMS: items per Distributed Map batch
     max_bulk_windows: int  # MAX_BULK_WINDOWS: windows of all the items of one batch together
     # MODEL_STORE: where a model from S3 is kept -- disk (MODEL_DIR), memory (nothing written), or auto:
-    # memory under SnapStart or when MODEL_DIR's filesystem lacks room, else disk (handler.store.warm.choose_store)
+    # memory under SnapStart or when MODEL_DIR's filesystem lacks room, else disk (handler.store.choice.choose_store)
     model_store: str = "auto"
     # AWS_LAMBDA_INITIALIZATION_TYPE == "snap-start": init runs once, when a version is published, and
     # environments resume from its snapshot (handler.runtime.snapstart)

@@ -27,8 +27,8 @@ from handler.engine import QAEngine
 from handler.observability import logger, metrics
 from handler.service import QAService, TimeBudget
 from handler.settings import Settings
+from handler.store import WarmupReport, open_baked, warm_from_s3
 from handler.store.s3 import S3Location
-from handler.store.warm import WarmupReport, open_baked, warm
 from handler.variants import Variant
 
 WARMUP_PAIR = ("What is warmed up?", "The first inference warms up the model before real traffic arrives.")
@@ -103,7 +103,7 @@ def warm_from_settings(settings: Settings) -> WarmupReport:
     """The model as the settings place it: baked into the image (MODEL_LOCAL_PATH) wins over S3 (MODEL_S3_URI)."""
     variant, source = settings.variant.name, settings.model_source
     if isinstance(source, S3Location):
-        return warm(
+        return warm_from_s3(
             source, settings.model_dir, variant, mode=settings.model_store, snapstart=settings.snapstart
         )
     return open_baked(source, variant)

@@ -22,11 +22,10 @@ from handler.errors import ConfigurationError
 from handler.model_files import MemoryFiles
 from handler.runtime.loader import warm_from_settings
 from handler.settings import Settings
-from handler.store import cache, download, memory
+from handler.store import cache, choose_store, download, memory, warm_into_memory, warm_model
 from handler.store.errors import HashMismatch, ObjectMissing
 from handler.store.manifest import Manifest
 from handler.store.s3 import make_client
-from handler.store.warm import choose_store, warm_into_memory, warm_model
 from qa_tools.publish import publish
 from qa_tools.tiny_models import PlantedModel
 from tests.fixtures.s3 import Bucket, CuttingProxy

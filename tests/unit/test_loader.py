@@ -38,7 +38,7 @@ def report(tmp_path: Path, **changes: Any) -> WarmupReport:
 
 def test_s3_settings_go_to_the_store_as_plain_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(loader, "warm", lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs))
+    monkeypatch.setattr(loader, "warm_from_s3", lambda *args, **kwargs: seen.update(args=args, kwargs=kwargs))
     location = S3Location("models", "qa/")
     settings = dataclasses.replace(UNIT_SETTINGS, model_source=location, model_store="memory", snapstart=True)
     loader.warm_from_settings(settings)

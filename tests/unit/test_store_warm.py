@@ -1,6 +1,7 @@
-"""handler.store.warm without S3: the store choice, a baked-in model, a cached copy reused, and what a missing or
-refused manifest is diagnosed as. A stand-in client answers only what each test needs; the downloads
-themselves run against a moto S3 in tests/integration/test_store*.py."""
+"""The model store without S3 (``warm``, ``choice``, ``baked``, ``manifest_fetch``, ``report``): the store
+choice, a baked-in model, a cached copy reused, and what a missing or refused manifest is diagnosed as. A
+stand-in client answers only what each test needs; the downloads themselves run against a moto S3 in
+tests/integration/test_store*.py."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from handler.store import (
     cache,
     choose_store,
     open_baked,
-    warm,
+    warm_from_s3,
     warm_model,
 )
 from handler.store.errors import AccessDenied, InvalidManifest, ManifestMissing, PrefixEmpty, UnsafeKey
@@ -148,7 +149,7 @@ def test_a_verified_copy_in_the_cache_is_reused_without_downloading(tmp_path: Pa
 def test_a_variant_the_manifest_lacks_says_how_to_republish(tmp_path: Path) -> None:
     _, raw = published(tmp_path)
     with pytest.raises(InvalidManifest, match=r"no torch weights .* republish with --variants torch"):
-        warm(URI, tmp_path / "models", "torch", client=client_for(raw))  # type: ignore[arg-type]
+        warm_from_s3(URI, tmp_path / "models", "torch", client=client_for(raw))  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -157,38 +158,38 @@ def test_a_variant_the_manifest_lacks_says_how_to_republish(tmp_path: Path) -> N
 )
 def test_an_unreadable_manifest_is_invalid(tmp_path: Path, raw: bytes, kind: type[Exception]) -> None:
     with pytest.raises(kind, match="re-publish"):
-        warm(URI, tmp_path, "torch", client=client_for(raw))  # type: ignore[arg-type]
+        warm_from_s3(URI, tmp_path, "torch", client=client_for(raw))  # type: ignore[arg-type]
 
 
 def test_a_manifest_key_outside_the_prefix_is_refused(tmp_path: Path) -> None:
     manifest, _ = published(tmp_path)
     doc = manifest.to_json().replace(b'"config.json"', b'"../config.json"')
     with pytest.raises(UnsafeKey, match="plain relative keys"):
-        warm(URI, tmp_path, "onnx-fp32", client=client_for(doc))  # type: ignore[arg-type]
+        warm_from_s3(URI, tmp_path, "onnx-fp32", client=client_for(doc))  # type: ignore[arg-type]
 
 
 def test_an_empty_prefix_says_publish(tmp_path: Path) -> None:
     with pytest.raises(PrefixEmpty, match=r"nothing is published under s3://models/qa/.*publish"):
-        warm(URI, tmp_path, "torch", client=Client({}))  # type: ignore[arg-type]
+        warm_from_s3(URI, tmp_path, "torch", client=Client({}))  # type: ignore[arg-type]
 
 
 def test_objects_without_a_manifest_are_an_interrupted_publish(tmp_path: Path) -> None:
     with pytest.raises(ManifestMissing, match="interrupted"):
-        warm(URI, tmp_path, "torch", client=Client({"qa/model.onnx": b"x"}))  # type: ignore[arg-type]
+        warm_from_s3(URI, tmp_path, "torch", client=Client({"qa/model.onnx": b"x"}))  # type: ignore[arg-type]
 
 
 def test_a_refused_read_of_an_existing_manifest_names_the_permission(tmp_path: Path) -> None:
     key = f"qa/{MANIFEST_NAME}"
     client = Client({key: b"{}"}, denied=frozenset({key}))
     with pytest.raises(AccessDenied, match=r"s3:GetObject on arn:aws:s3:::models/qa/\*"):
-        warm(URI, tmp_path, "torch", client=client)  # type: ignore[arg-type]
+        warm_from_s3(URI, tmp_path, "torch", client=client)  # type: ignore[arg-type]
 
 
 def test_a_403_for_a_missing_manifest_is_diagnosed_by_listing(tmp_path: Path) -> None:
     """S3 answers 403, not 404, for a missing key when the caller may not list the bucket."""
     client = Client({"qa/other": b"x"}, denied=frozenset({f"qa/{MANIFEST_NAME}"}))
     with pytest.raises(ManifestMissing):
-        warm(URI, tmp_path, "torch", client=client)  # type: ignore[arg-type]
+        warm_from_s3(URI, tmp_path, "torch", client=client)  # type: ignore[arg-type]
 
 
 # --- the report -------------------------------------------------------------------------------------------

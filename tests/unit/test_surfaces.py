@@ -47,7 +47,7 @@ SURFACES: dict[str, list[str]] = {
         "open_baked",
         "sha256_file",
         "variants_for",
-        "warm",
+        "warm_from_s3",
         "warm_into_memory",
         "warm_model",
     ],

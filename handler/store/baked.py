@@ -1,0 +1,41 @@
+"""A model baked into the image (MODEL_LOCAL_PATH): nothing to fetch, only a check that it is whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from handler.model_files import DirectoryFiles
+from handler.store import cache
+from handler.store.errors import ModelStoreError
+from handler.store.manifest import MANIFEST_NAME
+from handler.store.manifest_fetch import parse_manifest
+from handler.store.report import WarmupReport
+
+
+def open_baked(path: Path, variant: str) -> WarmupReport:
+    """A model baked into the image: nothing to fetch; a published copy is checked for the variant's files."""
+    name, revision, count, fidelity = path.name, "", 0, None
+    if (path / MANIFEST_NAME).is_file():  # a published copy: check the variant's files are all there
+        manifest = parse_manifest((path / MANIFEST_NAME).read_bytes(), None)
+        needed = manifest.files_for(variant)
+        missing = [f.key for f in needed if not cache.has_size(path / f.key, f.size)]
+        if missing:
+            raise ModelStoreError(f"MODEL_LOCAL_PATH={path}: missing or truncated for {variant}: {missing}")
+        name, revision, count = manifest.name, manifest.revision, len(needed)
+        fidelity = manifest.fidelity.get(variant)
+    report = WarmupReport(
+        model=DirectoryFiles(path),
+        variant=variant,
+        source=str(path),
+        model_name=name,
+        revision=revision,
+        manifest_sha256="",
+        files=count,
+        bytes=0,
+        seconds=0.0,
+        skipped=True,
+        store="image",
+        fidelity=fidelity,
+    )
+    report.log()
+    return report
