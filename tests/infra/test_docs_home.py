@@ -12,6 +12,8 @@ from tests.fixtures import ROOT
 README = ROOT / "README.md"
 HOME = ROOT / "docs" / "index.md"
 PAGE_LINK = re.compile(r"\]\((?:docs/)?([\w-]+\.md)\)")
+# The README says what it is, the two commands, a short tour and where to go next; features live in docs/.
+README_MAX_LINES = 200
 
 
 def shared_part(readme: str, home: str) -> tuple[str, str]:
@@ -36,6 +38,11 @@ def test_readme_and_home_page_list_every_page() -> None:
     pages = {path.name for path in (ROOT / "docs").glob("*.md")}
     assert listed_pages(README.read_text(), "## Where to go next") == pages
     assert listed_pages(HOME.read_text(), "## The pages") == pages - {"index.md"}
+
+
+def test_the_readme_stays_short() -> None:
+    lines = len(README.read_text().splitlines())
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines: move the detail into a docs/ page"
 
 
 def test_a_difference_is_seen() -> None:
