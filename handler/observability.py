@@ -3,7 +3,7 @@
 Defaults only fill in what the environment leaves unset, so SAM / the console stay the source of truth.
 
 The Tracer is created on the first invocation that is traced, not at import: creating one imports the X-Ray
-SDK (~0.3-0.6 s of init) even when nothing will be traced. Lambda says per invocation whether it traces: the
+SDK (a measurable share of init: docs/configuration.md) even when nothing will be traced. Lambda says per invocation whether it traces: the
 ``Lambda-Runtime-Trace-Id`` header, which the runtime copies to ``_X_AMZN_TRACE_ID``, carries ``Sampled=1``
 (Active tracing samples; PassThrough follows a sampled caller). The X-Ray SDK records nothing for any other
 header (``aws_xray_sdk/core/lambda_launcher.py``: a facade segment only with Root, Parent and ``Sampled=1``,

@@ -1,2 +1,3 @@
-"""Build-time and developer tooling, kept out of the serving image: publish a model (normalise, build each
-variant, upload with a manifest) and export ONNX variants. Imports the serving package, never the reverse."""
+"""Build-time and developer tooling, kept out of the serving image: publishing a model (variants, the fidelity
+gate, ONNX export and int8 quantization), running the function locally without Docker, bulk jobs, SQuAD scoring.
+Imports the serving package, never the reverse. docs/architecture.md has one row per module."""

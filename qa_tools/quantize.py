@@ -2,17 +2,17 @@
 
 Chosen by measurement (``bench/fidelity.py``; table in docs/performance.md "Int8 recipe"): dynamic quantization
 (``onnx-int8-fast``) is the fastest int8 on CPUs with int8 dot products, but quantizes each activation tensor
-with ONE scale, so near-tied answers flip (same span as fp32 on ~88 % of SQuAD 2.0 questions). The faithful
-recipe keeps ~97 %+ for a small cost:
+with ONE scale, so near-tied answers flip. The faithful recipe keeps nearly all of fp32's answers for a small
+cost (the measured shares, speeds and sizes of both, and of the alternatives below: docs/performance.md):
 
 1. ONNX Runtime's transformer fusions (onnxscript ``optimize_for_ort``): MultiHeadAttention, SkipLayerNorm,
    BiasGelu; but not the packed-QKV ``Attention`` op, whose Q/K/V weights would have to stay fp32 (ONNX Runtime
-   has no int8-weight Attention on CPU): on roberta-base that is 85 MB more to download for no speed.
+   has no int8-weight Attention on CPU): a larger download for no speed (the ``faithful-packed-attention`` row).
 2. Every weight MatMul -> ``MatMulNBits`` with 8-bit weights in blocks of ``BLOCK_SIZE`` along K and
    ``accuracy_level`` 4: int8 compute with activations quantized per block, not per tensor.
 3. Embedding tables -> ``GatherBlockQuantized``, 8-bit blocks of ``BLOCK_SIZE`` along each row (ORT's own
-   quantizer writes only 4-bit ones). One scale for the whole table (dynamic ``Gather``) cost a point of fidelity;
-   fp32 tables doubled the file.
+   quantizer writes only 4-bit ones). One scale for the whole table (dynamic ``Gather``) costs fidelity; fp32
+   tables double the file (the ``faithful-fp32-emb`` row).
 
 Both write a scratch file or two in the working directory (ONNX Runtime's shape inference): they run in a
 temporary one, so nothing is left beside the caller.

@@ -8,10 +8,10 @@ and apply to every item that does not set its own. ``answers`` (gold answers, fo
 an item and is ignored.
 
 Each item is validated and tokenized alone, and fails alone; consecutive items with the same parameters then
-share forward passes, up to ``MAX_BATCH_WINDOWS`` windows (the engine's unit). Measured interleaved on 2 vCPUs
-(bench/bulk_items.py, SQuAD 2.0 dev), that is 2.0-2.8x less time per question than one item per pass, with
-the same span for every answer (MiniLM and a roberta-base stand-in); scores may differ from a single invoke's
-in the 6th-7th digit (padded, batched arithmetic), as in the API's own ``inputs`` batches. Before each
+share forward passes, up to ``MAX_BATCH_WINDOWS`` windows (the engine's unit): less time per question than one
+item per pass, with the same spans (bench/bulk_items.py measures both; docs/bulk-jobs.md has the figures).
+Scores may differ from a single invoke's in the last digits (padded, batched arithmetic), as in the API's own
+``inputs`` batches. Before each
 forward pass the time left is compared with its windows: when it no longer fits, its items and every later
 one are marked ``out_of_time`` (503: not attempted, resend as is). An item too large even for a fresh
 invocation runs alone and gets ``time_budget_exceeded`` (413); the batch goes on.

@@ -15,8 +15,8 @@ Before the snapshot:
 * drop boto3's default session (cached credentials) and let the store's S3 client and its connection pool be
   collected: a restored copy may run hours later on another host, where those connections are dead;
 * hand the heap's free pages back to the OS (glibc ``malloc_trim``): the download's buffers and the load's
-  temporaries are freed by now but glibc keeps their pages, which the snapshot would carry (measured on the
-  roberta-base-shaped model in memory mode: RSS -145 MiB for onnx-int8, -235 MiB for torch);
+  temporaries are freed by now but glibc keeps their pages, which the snapshot would carry (what the
+  snapshot then holds: docs/cold-starts.md);
 * log what the snapshot holds.
 
 After restore (every copy starts from the same memory, so everything random was drawn identically):

@@ -55,6 +55,6 @@ def batch_limits(
 
 
 # The template's defaults: roberta-base on torch, 2 vCPUs, 4,172 ms per batch of eight 384-token windows
-# (docs/performance.md, warm 384 p50), and SQuAD 2.0 dev as JSONL items with gold answers (1.02 windows and
+# (bench/coldstart.py's warm 384 p50, run of 2026-11-30 on an Intel Xeon without VNNI: docs/bulk-jobs.md), and SQuAD 2.0 dev as JSONL items with gold answers (1.02 windows and
 # 973 bytes per window, measured with a BERT WordPiece tokenizer at 384/128 tokens).
 REFERENCE = {"ms_per_window": 4172 / 8, "windows_per_item": 1.02, "bytes_per_window": 973}

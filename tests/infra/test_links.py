@@ -1,9 +1,14 @@
-"""Every relative link in the README and docs/ resolves (file and #anchor), and every repository file
-template.yaml mentions exists: a reader who follows one must land somewhere."""
+"""Every relative link in the README and docs/ resolves (file and #anchor), every repository file
+template.yaml mentions exists, and every repository path the docs, comments and docstrings name exists: a
+reader who follows one must land somewhere."""
 
 from __future__ import annotations
 
+import ast
+import io
 import re
+import subprocess
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -19,6 +24,14 @@ EXTERNAL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)  # https:, mailto:,
 MENTION = re.compile(
     r"(?<![\w/.$-])((?:[\w-]+/)+[\w.-]+\.\w+|[\w.-]+\.(?:md|toml|lock|sh)|Dockerfile)(?![\w/])"
 )
+# A path into the repository's own folders, as prose names one: `tests/infra/test_links.py`, `handler/store/`.
+REPO_PATH = re.compile(
+    r"(?<![\w/.$-])((?:handler|qa_tools|bench|tests|scripts|docs|events|\.github|\.ci)/[\w./-]*[\w/])"
+)
+# Paths that exist only after a command has run (benchmark output, ignored by git).
+GENERATED = ("bench/results/",)
+# Where prose lives: Python's docstrings and comments, and every text file but data and ignore lists.
+SKIPPED_SUFFIXES = {".json", ".jsonl", ".lock", ".onnx", ".safetensors", ".bin", ".png"}
 
 
 def anchors(markdown: str) -> set[str]:
@@ -61,3 +74,68 @@ def test_template_mentions_only_files_that_exist() -> None:
     assert mentioned, "the template mentions no repository file at all: has the pattern broken?"
     for name in mentioned:
         assert (ROOT / name).exists(), f"template.yaml mentions {name}, which does not exist"
+
+
+def repository_files() -> list[str]:
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    return [name for name in listing.split("\0") if name and (ROOT / name).is_file()]
+
+
+def prose(name: str, text: str) -> str:
+    """The part of a file a person reads: all of a document or config, a Python file's docstrings and comments."""
+    if not name.endswith(".py"):
+        return text
+    strings = [
+        node.value.value
+        for node in ast.walk(ast.parse(text))
+        if isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    ]
+    comments = [
+        t.string for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.type == tokenize.COMMENT
+    ]
+    return "\n".join(strings + comments)
+
+
+def missing_paths(name: str, text: str, root: Path) -> set[str]:
+    named = {path.rstrip(".") for path in REPO_PATH.findall(prose(name, text))}
+    return {path for path in named if not path.startswith(GENERATED) and not (root / path).exists()}
+
+
+def test_every_repository_path_the_prose_names_exists() -> None:
+    """A moved test or module leaves docstrings, comments and pages pointing at nothing; this finds them."""
+    names = [
+        name
+        for name in repository_files()
+        if not name.startswith("models/")
+        and Path(name).suffix not in SKIPPED_SUFFIXES
+        and Path(name).name not in {".gitignore", ".dockerignore"}
+    ]
+    assert names, "not a git checkout: the check needs `git ls-files`"
+    stale = {
+        f"{name}: {path}"
+        for name in names
+        for path in missing_paths(name, (ROOT / name).read_text(errors="replace"), ROOT)
+    }
+    assert not stale, f"paths named in prose that do not exist: {sorted(stale)}"
+
+
+def test_the_path_check_reads_prose_only(tmp_path: Path) -> None:
+    (tmp_path / "tests" / "unit").mkdir(parents=True)
+    (tmp_path / "tests" / "unit" / "test_here.py").write_text("")
+    source = (
+        '"""See tests/unit/test_here.py and tests/test_gone.py."""\n'
+        "# moved to handler/old.py\n"
+        'CODE = "scripts/not_prose.sh"\n'
+    )
+    assert missing_paths("m.py", source, tmp_path) == {"tests/test_gone.py", "handler/old.py"}
+    assert missing_paths("page.md", "run `bench/results/x.json` or docs/nope.md.", tmp_path) == {
+        "docs/nope.md"
+    }

@@ -58,6 +58,7 @@ def test_ci_runs_on_every_push_and_pull_request(ci: dict[str, Any]) -> None:
     [
         "ruff check .",
         "ruff format --check .",
+        "mkdocs build --strict",
         "hadolint Dockerfile",
         "cfn-lint template.yaml",
         "sam validate --lint",

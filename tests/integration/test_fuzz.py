@@ -10,7 +10,7 @@ Invariants, checked on every generated event:
 * the next valid request still returns the reference answer computed once at start.
 
 The default suite runs a few hundred examples; the ``slow`` target runs at least 10,000 events:
-``python -m pytest -m slow -s tests/test_fuzz.py``.
+``python -m pytest -m slow -s tests/integration/test_fuzz.py``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Security checks: request text stays out of the logs, no secrets in the repository, deploy config keeps
 debug logging off and access narrow, and bandit finds nothing in the handler.
 
-tests/test_template.py owns the template's IAM statements and auth switch; the checks here are the
+tests/infra/test_template.py owns the template's IAM statements and auth switch; the checks here are the
 repository-wide ones (every tracked file, every policy anywhere, every way to reach the function).
 """
 

@@ -2,7 +2,8 @@
 
 Every sample event (each shape, successes and errors) in turn; each answer must equal the first one given for
 that event, and memory, open file descriptors and threads must stay bounded. The default suite runs 500
-invocations; ``python -m pytest -m slow -s tests/test_soak.py`` runs 10,000 and prints the figures.
+invocations; ``python -m pytest -m slow -s tests/integration/test_soak.py`` runs 10,000 and prints the
+figures.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 chosen responses, and the real filesystem (a private tmpfs filled up mid-download).
 
 Invariant (issue 7): either the model is served after retries, or init fails with a clear message; a partial
-or unverified model is never loaded and never left in MODEL_DIR. tests/test_store.py covers the single faults
-(one cut connection, two throttles, a replaced object, traversal keys at the store, low space at preflight);
-this module covers bursts, budgets, the filesystem and the whole init path. Every fault injected is counted
+or unverified model is never loaded and never left in MODEL_DIR. tests/integration/test_store.py covers the
+single faults (one cut connection, two throttles, a replaced object, traversal keys at the store, low space at
+preflight); this module covers bursts, budgets, the filesystem and the whole init path. Every fault injected is counted
 and the totals are printed at the end of the module.
 """
 
