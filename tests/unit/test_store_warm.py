@@ -1,7 +1,7 @@
 """The model store without S3 (``warm``, ``choice``, ``baked``, ``manifest_fetch``, ``report``): the store
 choice, a baked-in model, a cached copy reused, and what a missing or refused manifest is diagnosed as. A
 stand-in client answers only what each test needs; the downloads themselves run against a moto S3 in
-tests/integration/test_store*.py."""
+tests/integration/ (test_store.py, test_store_memory.py, test_store_faults.py)."""
 
 from __future__ import annotations
 
