@@ -40,6 +40,7 @@ EXAMPLE: dict[str, str] = {
     "state_machine": "BulkStateMachine-AbCdEf123456",
     "api": "a1b2c3d4e5",
     "stage": "v1",
+    "api_key_id": "k1l2m3n4o5",
     "sam_bucket": "aws-sam-cli-managed-default-samclisourcebucket-1a2b3c4d5e6f",
     "s3_prefix": "extractive-qa",
     "cfn_role": "extractive-qa-cloudformation",
@@ -87,7 +88,10 @@ class Call:
     sar_note: str | None = None
 
 
-_QUALIFIED = "a version ARN: Lambda authorizes Invoke against the function, version or alias ARN called (Lambda docs, lambda-api-permissions-ref)"
+_QUALIFIED = (
+    "a version ARN: Lambda authorizes a call with a qualifier against the function, version or alias ARN "
+    "(Lambda docs, lambda-api-permissions-ref)"
+)
 _NO_PERMISSION = "STS documents that GetCallerIdentity needs no permission"
 
 CALLS: tuple[Call, ...] = (
@@ -274,6 +278,12 @@ CALLS: tuple[Call, ...] = (
     ),
     Call("sam-deploy", "lambda:GetFunctionConfiguration", _FN, "deploy.yml (architecture check)"),
     Call("sam-deploy", "lambda:GetAlias", _FN, "deploy.yml (summary)"),
+    Call(
+        "sam-deploy",
+        "apigateway:GET",
+        "arn:{partition}:apigateway:{region}::/apikeys/{api_key_id}",
+        "deploy.yml (the smoke test's API key, ApiKeyRequired=true)",
+    ),
     Call("sam-deploy", "execute-api:Invoke", _API + "/POST/predict", "qa_tools/smoke.py (deploy.yml)"),
     Call("sam-deploy", "execute-api:Invoke", _API + "/GET/health", "qa_tools/smoke.py (deploy.yml)"),
     # --- update-function-code path (update-function.yml, qa_tools/update_function.py) ----------------
@@ -293,6 +303,20 @@ CALLS: tuple[Call, ...] = (
     ),
     Call(
         "update-function",
+        "lambda:GetFunction",
+        _TARGET,
+        "qa_tools/update_function.py (function_updated_v2 waiter)",
+        "get_function",
+    ),
+    Call(
+        "update-function",
+        "lambda:GetFunctionConfiguration",
+        _TARGET + ":{version}",
+        "qa_tools/update_function.py (published_version_active waiter)",
+        sar_note=_QUALIFIED,
+    ),
+    Call(
+        "update-function",
         "lambda:UpdateFunctionCode",
         _TARGET,
         "qa_tools/update_function.py",
@@ -309,6 +333,13 @@ CALLS: tuple[Call, ...] = (
     Call("update-function", "lambda:GetAlias", _TARGET, "qa_tools/update_function.py", "get_alias"),
     Call("update-function", "lambda:UpdateAlias", _TARGET, "qa_tools/update_function.py", "update_alias"),
     Call("update-function", "ecr:GetAuthorizationToken", "*", "update-function.yml (docker login)"),
+    Call(
+        "update-function",
+        "sts:GetCallerIdentity",
+        "*",
+        "update-function.yml (the registry's account)",
+        sar_note=_NO_PERMISSION,
+    ),
     *(
         Call("update-function", f"ecr:{action}", _TARGET_REPO, "update-function.yml docker push")
         for action in (
@@ -318,7 +349,6 @@ CALLS: tuple[Call, ...] = (
             "CompleteLayerUpload",
             "PutImage",
             "BatchGetImage",
-            "DescribeImages",
         )
     ),
     # Lambda adds its pull permission to a same-account repository's policy on the caller's behalf.

@@ -5,7 +5,8 @@ The pre-traffic hook invokes the new version directly; this goes through API Gat
 
     python -m qa_tools.smoke --api-url https://ID.execute-api.REGION.amazonaws.com/v1/ --region REGION
 
-with the workflow's credentials (execute-api:Invoke on POST /predict and GET /health, iam/sam-deploy-role.json).
+with the workflow's credentials (execute-api:Invoke on POST /predict and GET /health, iam/sam-deploy-role.json)
+and, for a stack with ApiKeyRequired=true, the key's value in $QA_API_KEY.
 Results go to stdout as JSON, one line per problem to stderr; the exit status is 1 on any problem.
 The questions here are also what qa_tools/update_function.py asks a new version before it takes traffic.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.parse
@@ -124,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-url", required=True, help="the stack's ApiUrl output")
     parser.add_argument("--region", required=True)
     parser.add_argument(
-        "--api-key", default=None, help="x-api-key value, if the stack has ApiKeyRequired=true"
+        "--api-key",
+        default=os.environ.get("QA_API_KEY") or None,
+        help="x-api-key value if the stack has ApiKeyRequired=true (default: $QA_API_KEY, kept out of argv)",
     )
     args = parser.parse_args(argv)
     if urllib.parse.urlsplit(args.api_url).scheme != "https":

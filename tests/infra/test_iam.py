@@ -14,9 +14,9 @@ import json
 import re
 import string
 import tomllib
-from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import botocore.session
 import pytest
 from cfnlint.decode import decode_str
@@ -55,6 +55,8 @@ MANAGED = {
         ]
     },
 }
+# Lambda actions whose request names a version or alias (Invoke, a waiter's GetFunctionConfiguration).
+QUALIFIABLE = {"lambda:InvokeFunction", "lambda:GetFunctionConfiguration", "lambda:GetFunction"}
 ROLES = {
     "function": ("QaFunctionRole",),
     "hook": ("PreTrafficHookRole",),
@@ -68,7 +70,7 @@ def context() -> dict[str, str]:
     stack = tomllib.loads((ROOT / "samconfig.toml").read_text())["default"]["global"]["parameters"][
         "stack_name"
     ]
-    result = run_with_sam(Path(__file__).parents[1] / "fixtures" / "sam_names.py", stack, "QaFunction")
+    result = run_with_sam(ROOT / "scripts" / "sam_names.py", stack, "QaFunction")
     assert result.returncode == 0, result.stderr
     names = json.loads(result.stdout)
     assert stack == EXAMPLE["stack"]
@@ -185,8 +187,8 @@ def test_each_call_names_a_resource_the_service_authorization_reference_gives(
     if call.arn == "*":
         pytest.fail(f"{call.action} has resource types {formats}: name the resource, not *")
     assert call.sar_note, f"{arn} is none of {formats} for {call.action}"
-    if "Lambda authorizes Invoke" in call.sar_note:  # a qualified ARN: the function's format plus :qualifier
-        assert call.action == "lambda:InvokeFunction"
+    if "with a qualifier" in call.sar_note:  # a qualified ARN: the function's format plus :qualifier
+        assert call.action in QUALIFIABLE, call.action
         assert any(sar_matches(f + ":${Qualifier}", arn) for f in formats)
 
 
@@ -293,6 +295,21 @@ def _operations() -> frozenset[str]:
     return frozenset(names)
 
 
+@functools.cache
+def _waiter_operation(name: str) -> str:
+    """The operation a client waiter (``client.get_waiter(name)``) polls, from botocore's waiter models."""
+    session = botocore.session.get_session()
+    for service in SERVICES:
+        try:
+            model = session.get_waiter_model(service)
+        except botocore.exceptions.DataNotFoundError:
+            continue
+        for waiter in model.waiter_names:
+            if botocore.xform_name(waiter) == name:
+                return botocore.xform_name(model.get_waiter(waiter).operation)
+    raise KeyError(f"no waiter {name} in {SERVICES}")
+
+
 def _is_client(node: ast.expr, clients: set[str]) -> bool:
     if isinstance(node, ast.Name):
         return node.id in clients or "client" in node.id.lower()
@@ -328,6 +345,13 @@ def boto3_calls(source: str) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             method, receiver = node.func.attr, node.func.value
+            if (
+                method == "get_waiter"
+                and _is_client(receiver, clients)
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                found.add(_waiter_operation(node.args[0].value))  # a waiter polls an operation
+                continue
             on_client = method in operations and _is_client(receiver, clients)
             on_transfer = method in TRANSFER and isinstance(receiver, ast.Name) and receiver.id in clients
             if on_client or on_transfer:
@@ -368,10 +392,12 @@ def test_the_scan_sees_calls_and_ignores_non_clients() -> None:
         "    s3_client.put_object()\n"
         "    sandbox.invoke(1)\n"
         "    boto3.client('sts').get_caller_identity()\n"
+        "    client.get_waiter('function_updated_v2').wait(FunctionName='f')\n"
         "    with create_transfer_manager(client, c) as manager:\n"
         "        manager.download('b', 'k', f)\n"
     ).substitute()
     assert boto3_calls(source) == {
         "get_alias", "update_alias", "put_object", "head_object", "get_caller_identity", "download",
+        "get_function",
     }  # fmt: skip
     assert boto3_calls("function.invoke(payload)\nself.sandbox.invoke(x)\n") == set()
