@@ -274,7 +274,7 @@ def test_logs_are_kept_for_the_retention_period(stack: Deployed, template: dict[
 
 
 def test_the_default_image_fits_the_10_s_init(template: dict[str, Any]) -> None:
-    """torch takes ~13 s to the first answer on the README's benchmark, ONNX int8 ~3.4 s."""
+    """torch takes ~13 s to the first answer on the benchmark (docs/performance.md), ONNX int8 ~3.4 s."""
     assert template["Parameters"]["ImageVariant"]["Default"] == "onnx"
     assert template["Parameters"]["OnnxPrecision"]["Default"] == "int8"
 
