@@ -72,7 +72,7 @@ def test_off_by_default_and_everything_bulk_is_conditional(tmpl: dict[str, Any])
     assert tmpl["Conditions"][CONDITION] == {"Fn::Equals": [{"Ref": "BulkJobs"}, "Enabled"]}
     bulk = {k: v for k, v in tmpl["Resources"].items() if k.startswith("Bulk")}
     assert {v["Type"] for v in bulk.values()} == {
-        "AWS::Serverless::StateMachine", "AWS::IAM::Role", "AWS::IAM::RolePolicy",
+        "AWS::Serverless::StateMachine", "AWS::IAM::Role", "AWS::IAM::RolePolicy", "AWS::Logs::LogGroup",
     }  # fmt: skip
     assert all(v.get("Condition") == CONDITION for v in bulk.values())
     outputs = {k: v for k, v in tmpl["Outputs"].items() if k.startswith("Bulk")}
@@ -121,6 +121,16 @@ def test_a_distributed_map_over_jsonl_in_s3_batched_into_the_live_alias(
     (raw_task,) = [s for s in the_map(raw)["ItemProcessor"]["States"].values() if s["Type"] == "Task"]
     assert raw_task["Parameters"]["FunctionName"] == {"Ref": "QaFunction.Alias"}
     assert task["OutputPath"] == "$.Payload"
+    assert "arn:aws:" not in json.dumps(raw), "ARNs name ${AWS::Partition} (GovCloud, China)"
+
+
+def test_express_child_runs_log_their_errors_without_execution_data(tmpl: dict[str, Any]) -> None:
+    """EXPRESS children keep no execution history: their failures are only visible in these logs."""
+    logging = tmpl["Resources"]["BulkStateMachine"]["Properties"]["Logging"]
+    assert logging["Level"] in ("ERROR", "ALL") and logging["IncludeExecutionData"] is False
+    (destination,) = logging["Destinations"]
+    group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    assert tmpl["Resources"][group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
 def test_lambda_throttling_and_service_errors_are_retried_with_backoff(definition: dict[str, Any]) -> None:
@@ -253,6 +263,13 @@ def test_the_role_can_do_exactly_what_the_job_needs(tmpl: dict[str, Any]) -> Non
         "states:DescribeExecution": [machine + ":\\*", machine + "/\\*"],
         "states:StopExecution": [machine + "/\\*"],
     }
+    # Log delivery to CloudWatch Logs (Logging of the EXPRESS children): these actions take no resource.
+    log_delivery = {
+        "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
+        "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+        "logs:DescribeLogGroups",
+    }  # fmt: skip
+    expected |= {action: [re.escape(json.dumps("*"))] for action in log_delivery}
     assert set(granted) == set(expected)
     for action, patterns in expected.items():
         assert len(granted[action]) == len(patterns), action

@@ -183,6 +183,11 @@ OPTIONAL_BLOCKS = {
     "snapstart-on": {"SnapStart": "On", "EphemeralStorageSize": "512"},
     "bulk-jobs-on": {"BulkJobs": "Enabled"},
     "all-on": {"SnapStart": "On", "EphemeralStorageSize": "512", "BulkJobs": "Enabled"},
+    # The other choices the docs offer: API key + provisioned concurrency, the torch image on Graviton with
+    # exact fp32, bulk jobs on their own bucket.
+    "api-key-provisioned": {"ApiKeyRequired": "true", "ProvisionedConcurrency": "2"},
+    "torch-arm64-fp32": {"ImageVariant": "torch", "Architecture": "arm64", "OnnxPrecision": "fp32"},
+    "bulk-own-bucket": {"BulkJobs": "Enabled", "BulkBucket": "my-bulk-jobs", "LogLevel": "DEBUG"},
 }
 
 

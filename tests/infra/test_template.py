@@ -257,7 +257,8 @@ def _version(stack: Deployed) -> str:
 
 
 def test_a_new_image_publishes_a_new_version_and_a_parameter_alone_does_not() -> None:
-    """What docs/deploy.md's "parameter-only changes" note says: SAM hashes parameter Refs unresolved."""
+    """SAM hashes parameter Refs unresolved: a parameter alone keeps the version's logical id (its Description
+    then replaces the version: tests/infra/test_versions.py)."""
     first = _version(translate())
     assert _version(translate(image_uri=IMAGE_URI.replace("0123456789ab", "ba9876543210"))) != first
     assert _version(translate(MemorySize="4096", LogLevel="DEBUG")) == first
