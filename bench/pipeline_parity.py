@@ -6,7 +6,7 @@ SQuAD-format data, runs the 4.57 pipeline in a subprocess under another interpre
 see ``_reference_pipeline.py``) and our engine in-process, then compares every answer: identical text and
 start/end, score within a relative tolerance. Run from the repository root, in the project venv::
 
-    python bench/pipeline_parity.py --model ../shared/models/minilm-l6-squad \\
+    python bench/pipeline_parity.py --model models/minilm-l6-squad \\
         --data ../shared/data/xquad.en.json --reference-python /work/venv457/bin/python --limit 300
     # a random-weight RoBERTa-style model built on the fly (stresses ties and multi-window merging):
     python bench/pipeline_parity.py --tiny roberta --data ../shared/data/xquad.en.json \\

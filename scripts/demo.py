@@ -1,10 +1,11 @@
 """The main job, locally: publish a model to a local S3, cold-start the Lambda function from it, answer.
 
 Starts moto's S3 server on 127.0.0.1, publishes MODEL (a model directory, relative to where you run this, or a
-Hugging Face model id, which needs internet once) with ``qa_tools.publish``, then runs the function as the
-container image does (``qa_tools.local``: the runtime interface client against a local Runtime API, with the
-template's settings) with MODEL_S3_URI pointing at the local bucket, and sends it events/rest-predict.json,
-or your --question and --context in the same API Gateway event.
+Hugging Face model id, which needs internet once; by default the repository's embedded models/minilm-l6-squad)
+with ``qa_tools.publish``, then runs the function as the container image does (``qa_tools.local``: the runtime
+interface client against a local Runtime API, with the template's settings) with MODEL_S3_URI pointing at the
+local bucket, and sends it events/rest-predict.json, or your --question and --context in the same API Gateway
+event.
 
 stdout carries the answer JSON and nothing else (``demo.sh ... > answer.json``); the question and context,
 progress, and the function's logs and metrics go to stderr. Nothing is left behind: the function's model copy
@@ -30,10 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from handler import variants  # noqa: E402 - after the repository is on the path
+from qa_tools import EMBEDDED_MODEL  # noqa: E402
 from qa_tools.local import config  # noqa: E402
 from qa_tools.local.sandbox import LocalFunction  # noqa: E402
 
-DEFAULT_MODEL = "deepset/roberta-base-squad2"
+# The small model the repository ships: the demo answers offline. Production: deepset/roberta-base-squad2.
+DEFAULT_MODEL = str(EMBEDDED_MODEL.relative_to(ROOT))
 BUCKET = "demo-models"
 # --backend -> the variant published: the one the image selects when no precision is set
 VARIANT = {backend: variants.default_for(backend).name for backend in variants.BACKENDS}
@@ -46,8 +49,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "model",
         nargs="?",
-        default=DEFAULT_MODEL,
-        help=f"model directory or Hugging Face id ({DEFAULT_MODEL})",
+        help=f"model directory or Hugging Face id, e.g. deepset/roberta-base-squad2 (default: the embedded "
+        f"{DEFAULT_MODEL}, a small real model that needs no network)",
     )
     parser.add_argument(
         "--backend", choices=sorted(VARIANT), default="torch", help="the image variant to run"
@@ -100,8 +103,9 @@ def run(args: argparse.Namespace) -> int:
     if args.question is not None:
         request = {"question": args.question, "context": args.context}
         event["body"] = json.dumps(request)
-    model = Path(args.model).expanduser()
-    source = str(model.resolve()) if model.exists() else args.model  # a path is from where you are
+    # A path is from where you are; the default, the embedded model, is the repository's wherever you are.
+    model = EMBEDDED_MODEL if args.model is None else Path(args.model).expanduser()
+    source = str(model.resolve()) if model.exists() else str(args.model)
 
     from moto.server import ThreadedMotoServer
 
@@ -124,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         variant = VARIANT[args.backend]
         uri = f"s3://{BUCKET}/{Path(source.rstrip('/')).name}/"
-        started = step(f"[1/3] publishing {args.model} ({variant}) to {uri} on a local S3 (127.0.0.1:{port})")
+        shown = args.model or DEFAULT_MODEL
+        started = step(f"[1/3] publishing {shown} ({variant}) to {uri} on a local S3 (127.0.0.1:{port})")
         try:
             make_client().create_bucket(Bucket=BUCKET)
             publish(source, uri, variants=[variant])

@@ -1,6 +1,6 @@
 """Bulk question answering: ``python -m qa_tools.bulk {run,submit,convert}`` (docs/bulk-jobs.md).
 
-  run INPUT OUTPUT --model M       the job on this machine: JSONL or SQuAD-format INPUT, JSONL OUTPUT
+  run INPUT OUTPUT [--model M]     the job on this machine: JSONL or SQuAD-format INPUT, JSONL OUTPUT
   submit s3://B/in.jsonl s3://B/results/ --state-machine ARN
                                    the job on Step Functions Distributed Map (the template's BulkJobs)
   convert INPUT.json OUTPUT.jsonl  a SQuAD-format file as JSONL items (ids, gold answers) to submit
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from handler import variants
 from handler.api import BatchDefaults, describe_errors
+from qa_tools import EMBEDDED_MODEL
 from qa_tools.bulk.items import FORMATS, detect_format, read_lines
 
 FUNCTION_TIMEOUT_S = 28.0  # template.yaml QaFunction Timeout: what a batch must fit in
@@ -63,7 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[params], help="answer INPUT on this machine into OUTPUT (resumable)")
     run.add_argument("input", type=Path, help="JSONL items, or a SQuAD-format .json file")
     run.add_argument("output", type=Path, help="JSONL results; items already in it are skipped")
-    run.add_argument("--model", required=True, help="model directory, or a published s3://bucket/prefix/")
+    run.add_argument(
+        "--model",
+        default=str(EMBEDDED_MODEL),
+        help="model directory, or a published s3://bucket/prefix/ (default: the embedded models/minilm-l6-squad)",
+    )
     run.add_argument("--backend", choices=variants.BACKENDS, help="QA_BACKEND (default: torch)")
     run.add_argument("--precision", help="the backend's precision, e.g. int8 for onnx")
     run.add_argument("--format", choices=("auto", *FORMATS), default="auto", help="auto: .json = SQuAD")

@@ -17,7 +17,7 @@ from qa_tools.local.sandbox import LocalFunction, Result
 
 DEFAULT_PORTS = {"invoke": 9000, "api": 3000}  # the emulator's usual -p 9000:8080; sam local start-api's 3000
 EXAMPLES = """examples:
-  python -m qa_tools.local invoke events/rest-predict.json --env MODEL_LOCAL_PATH=../shared/models/minilm-l6-squad
+  python -m qa_tools.local invoke events/rest-predict.json --target torch --env MODEL_LOCAL_PATH=models/minilm-l6-squad
   python -m qa_tools.local invoke events/*.json --env MODEL_LOCAL_PATH=./model --target onnx
   python -m qa_tools.local invoke '{"question": "Who?", "context": "Ada wrote it."}' --env MODEL_LOCAL_PATH=./model
   python -m qa_tools.local serve --env MODEL_LOCAL_PATH=./model        # POST :9000/2015-03-31/functions/function/invocations

@@ -142,7 +142,7 @@ def require_model_source(setup: LocalSetup) -> None:
     template = "".join(f"; the template's {k} {v}" for k, v in setup.unresolved.items() if k in MODEL_SOURCES)
     raise SetupError(
         "no model to serve: pass --env MODEL_LOCAL_PATH=DIR (a model directory, such as "
-        "../shared/models/minilm-l6-squad or one written by `python -m qa_tools.publish MODEL DIR`) or "
+        "models/minilm-l6-squad, the embedded model, or one written by `python -m qa_tools.publish MODEL DIR`) or "
         "--env MODEL_S3_URI=s3://BUCKET/PREFIX/ (a local S3 also needs AWS_ENDPOINT_URL_S3)" + template
     )
 
