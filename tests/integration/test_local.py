@@ -247,7 +247,42 @@ def test_invoke_reports_a_failed_init_as_lambda_does(tmp_path: Path) -> None:
     assert done.returncode == 1
     (payload,) = [json.loads(line) for line in done.stdout.splitlines()]  # stops after the failed init
     assert payload["errorType"] == "ConfigurationError" and "MODEL_LOCAL_PATH" in payload["errorMessage"]
-    assert "init failed: ConfigurationError: MODEL_LOCAL_PATH=" in done.stderr
+    assert "stackTrace" in payload  # the runtime's record, as Lambda returns it ...
+    assert "LAMBDA_WARNING" in done.stderr and "Traceback" in done.stderr  # ... and logs it
+    # ... and the one line a person needs comes last, saying what is wrong with the path
+    assert done.stderr.splitlines()[-1] == (
+        f"==> events/direct-single.json: init failed: ConfigurationError: MODEL_LOCAL_PATH={ROOT}/no/such/dir "
+        "does not exist"
+    )
+
+
+def no_credentials_env(tmp_path: Path) -> dict[str, str]:
+    """No AWS credentials anywhere boto3 looks (instance metadata off), and S3 on a loopback port nobody serves."""
+    env = command_env(tmp_path)
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_ENDPOINT_URL_S3="http://127.0.0.1:9")
+    return env
+
+
+def test_invoke_names_why_the_model_failed_to_load_and_exits_non_zero(tmp_path: Path) -> None:
+    done = run_command(
+        "invoke", "events/direct-single.json", "events/rest-predict.json", "--env", "MODEL_S3_URI=s3://b/p/",
+        env=no_credentials_env(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 1  # both invocations answered 503: a failed run, though no function error
+    direct, proxied = [json.loads(line) for line in done.stdout.splitlines()]
+    assert direct["error"]["status"] == 503 and proxied["statusCode"] == 503
+    assert "no AWS credentials" not in done.stdout  # callers get the type only, as on Lambda
+    cause = (
+        "the model failed to load at init: AccessDenied: no AWS credentials to read s3://b/p/manifest.json"
+    )
+    status_lines = [line for line in done.stderr.splitlines() if line.startswith("==> events/")]
+    assert status_lines == [
+        f"==> events/direct-single.json: error 503 model_unavailable: {cause}; on Lambda the execution role "
+        "provides them",
+        f"==> events/rest-predict.json: HTTP 503: {cause}; on Lambda the execution role provides them",
+    ]
+    assert done.stderr.splitlines()[-1] == status_lines[-1]
+    assert '"message":"model failed to load"' in done.stderr  # the function's own log line is relayed whole
 
 
 def test_invoke_refuses_an_event_that_is_not_json(tmp_path: Path) -> None:
@@ -264,6 +299,7 @@ class Served:
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []  # every line read so far
         threading.Thread(target=self._drain, daemon=True).start()
         self.url = self._wait_for(r"listening on (http://127\.0\.0\.1:\d+)")
 
@@ -274,12 +310,11 @@ class Served:
         self.lines.put("")  # end of output: the server exited
 
     def _wait_for(self, pattern: str) -> str:
-        seen: list[str] = []
         while line := self.lines.get(timeout=300):  # a guard against a hang, not a verdict on speed
-            seen.append(line)
+            self.seen.append(line)
             if match := re.search(pattern, line):
                 return match[1]
-        raise AssertionError("".join(seen))
+        raise AssertionError("".join(self.seen))
 
     def request(
         self, method: str, path: str, body: bytes | None = None, **headers: str
@@ -356,3 +391,16 @@ def test_serve_api_offers_the_rest_apis_routes(serve: Any) -> None:
     assert status == 403 and denied == {"message": "Missing Authentication Token"}
     assert served.request("POST", "/answer", body)[0] == 403
     assert served.stop() == 0
+
+
+def test_serve_says_at_start_why_every_request_will_get_503(tmp_path: Path) -> None:
+    served = Served("--env", "MODEL_S3_URI=s3://b/p/", env=no_credentials_env(tmp_path))
+    try:
+        (warning,) = [line.rstrip("\n") for line in served.seen if line.startswith("==> warning:")]
+        assert warning.startswith(
+            "==> warning: the model failed to load at init: AccessDenied: no AWS credentials to read "
+            "s3://b/p/manifest.json"
+        )
+        assert warning.endswith("every request will get 503")
+    finally:
+        assert served.stop() == 0
