@@ -12,7 +12,13 @@ from typing import Any, NoReturn
 
 from qa_tools import local as package
 from qa_tools.local import config
-from qa_tools.local.gateway import InvokeEndpoint, RestApi, make_server
+from qa_tools.local.gateway import (
+    UNDEFINED_ROUTE_BODY,
+    UNDEFINED_ROUTE_STATUS,
+    InvokeEndpoint,
+    RestApi,
+    make_server,
+)
 from qa_tools.local.sandbox import LocalFunction, Result
 
 DEFAULT_PORTS = {"invoke": 9000, "api": 3000}  # the emulator's usual -p 9000:8080; sam local start-api's 3000
@@ -147,9 +153,11 @@ def _banner(front: RestApi | InvokeEndpoint, address: tuple[Any, ...]) -> None:
         _log(f"    POST http://{host}:{port}{sorted(front.paths)[0]}")
         return
     for path, methods in sorted(front.api.routes.items()):
-        _log(
-            f"    {' '.join(sorted(methods))} http://{host}:{port}{path}  (stage {front.api.stage}; no auth locally)"
-        )
+        _log(f"    {' '.join(sorted(methods))} http://{host}:{port}{path}  (stage {front.api.stage})")
+    _log(
+        "    SigV4 and API keys are not checked here; everything else answers as API Gateway does: another "
+        f"method or path gets its {UNDEFINED_ROUTE_STATUS} {json.dumps(UNDEFINED_ROUTE_BODY)}"
+    )
 
 
 def summary(result: Result, model_failure: str | None = None) -> str:

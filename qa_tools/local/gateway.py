@@ -5,8 +5,11 @@
   200, and a function error also with ``X-Amz-Function-Error: Unhandled``.
 * ``RestApi``: the template's REST API (its routes, e.g. ``POST /predict`` and ``GET /health``), each request
   wrapped into an API Gateway REST proxy event and the proxy result unwrapped, as API Gateway does; a method or
-  path the API does not define is API Gateway's 403, a failed invocation its 502. Authentication (API keys, IAM)
-  is not enforced locally.
+  path the API does not define never reaches the function: API Gateway answers it with its
+  MISSING_AUTHENTICATION_TOKEN gateway response, 403 ``{"message": "Missing Authentication Token"}`` ("including
+  the cases when the client attempts to invoke an unsupported API method or resource",
+  https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html), and so
+  does this; a failed invocation is its 502. Authentication (SigV4, API keys) is not checked locally.
 
 Only loopback is ever bound: these servers have no authentication.
 """
@@ -30,6 +33,10 @@ from qa_tools.local.sandbox import LocalFunction, Result
 
 INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
 JSON = "application/json"
+# API Gateway's default answer to a method or resource the REST API does not define (see the module's docstring).
+UNDEFINED_ROUTE_STATUS = 403
+UNDEFINED_ROUTE_BODY = {"message": "Missing Authentication Token"}
+UNDEFINED_ROUTE_ERROR_TYPE = ("x-amzn-ErrorType", "MissingAuthenticationTokenException")
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,7 @@ class RestApi:
 
     def handle(self, request: HttpRequest) -> HttpReply:
         if request.method not in self.api.routes.get(request.path, ()):
-            return HttpReply.json(403, {"message": "Missing Authentication Token"})  # API Gateway's answer
+            return HttpReply.json(UNDEFINED_ROUTE_STATUS, UNDEFINED_ROUTE_BODY, UNDEFINED_ROUTE_ERROR_TYPE)
         event = proxy_event(request, self.api.stage)
         result = self.function.invoke(json.dumps(event).encode())
         log_result(result, self.function.config.memory_mb)

@@ -387,9 +387,23 @@ def test_serve_api_offers_the_rest_apis_routes(serve: Any) -> None:
         served.request("POST", "/predict", b'{"question": ', **{"Content-Type": "application/json"})[0] == 400
     )
     assert served.request("POST", "/predict", body, **{"Content-Type": "text/plain"})[0] == 415
-    status, _, denied = served.request("GET", "/predict")
-    assert status == 403 and denied == {"message": "Missing Authentication Token"}
-    assert served.request("POST", "/answer", body)[0] == 403
+    # A method or path the API does not define is API Gateway's MISSING_AUTHENTICATION_TOKEN gateway response,
+    # 403, whatever the function would say (its own 404/405 answer only an event that reaches it).
+    for method, path in [
+        ("GET", "/predict"),
+        ("POST", "/health"),
+        ("DELETE", "/predict"),
+        ("POST", "/answer"),
+    ]:
+        status, headers, denied = served.request(method, path, body if method == "POST" else None)
+        assert status == 403 and denied == {"message": "Missing Authentication Token"}, (method, path)
+        assert headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    note = served._wait_for(r"^    (SigV4 .*)$")  # the banner, after the routes
+    assert note == (
+        "SigV4 and API keys are not checked here; everything else answers as API Gateway does: another "
+        'method or path gets its 403 {"message": "Missing Authentication Token"}'
+    )
+    assert not any("no auth" in line for line in served.seen)
     assert served.stop() == 0
 
 
