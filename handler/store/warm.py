@@ -34,6 +34,7 @@ from handler.store.errors import (
     ModelStoreError,
     PrefixEmpty,
     UnsafeKey,
+    VariantMissing,
 )
 from handler.store.manifest import MANIFEST_NAME, FileEntry, Manifest, ManifestError, UnsafeKeyError
 from handler.store.s3 import (
@@ -258,12 +259,26 @@ def warm_from_settings(settings: Settings) -> WarmupReport:
             raise ModelStoreError(f"MODEL_LOCAL_PATH={path}: missing or truncated for {variant}: {missing}")
         name, revision, count = manifest.name, manifest.revision, len(needed)
         fidelity = manifest.fidelity.get(variant)
+    else:
+        _require_weight_file(path, settings.variant)
     result = WarmupReport(
         DirectoryFiles(path), variant, str(path), name, revision, "", count, 0, 0.0, True, "image",
         fidelity=fidelity,
     )  # fmt: skip
     logger.info("model warm-up", extra=result.as_log())
     return result
+
+
+def _require_weight_file(path: Path, variant: variants.Variant) -> None:
+    """A plain model directory serves the variants shipped as-is (torch); an export must be made first."""
+    if not variant.weight_file or (path / variant.weight_file).is_file():
+        return
+    chosen = f"QA_BACKEND={variant.backend} {variant.precision_env}={variant.precision}"
+    raise VariantMissing(
+        f"MODEL_LOCAL_PATH={path} has no {variant.weight_file}, the file {variant.name} ({chosen}) serves: "
+        f"make it with `{PUBLISH_COMMAND} {path} DIR --variants {variant.name}` and set MODEL_LOCAL_PATH=DIR, "
+        "or serve this directory as it is with QA_BACKEND=torch (qa_tools.local: --target torch)"
+    )
 
 
 def _fetch_manifest(client: BaseClient, location: S3Location) -> bytes:

@@ -256,6 +256,25 @@ def test_invoke_reports_a_failed_init_as_lambda_does(tmp_path: Path) -> None:
     )
 
 
+def test_the_default_onnx_target_on_a_plain_model_directory_says_how_to_make_its_file(
+    tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    done = run_command(
+        "invoke", "events/direct-single.json", "--env", f"MODEL_LOCAL_PATH={tiny_bert_dir}",
+        env=command_env(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["error"]["message"].startswith(
+        "the model failed to load at init (VariantMissing)"
+    )
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(
+        "==> events/direct-single.json: error 503 model_unavailable: the model failed to load at init: "
+        f"VariantMissing: MODEL_LOCAL_PATH={tiny_bert_dir} has no model.int8.onnx"
+    )
+    assert f"`python -m qa_tools.publish {tiny_bert_dir} DIR --variants onnx-int8`" in last
+
+
 def no_credentials_env(tmp_path: Path) -> dict[str, str]:
     """No AWS credentials anywhere boto3 looks (instance metadata off), and S3 on a loopback port nobody serves."""
     env = command_env(tmp_path)
