@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from qa_tools import local as package
-from qa_tools.local import config
+from qa_tools.local import config, limits
 from qa_tools.local.gateway import (
     UNDEFINED_ROUTE_BODY,
     UNDEFINED_ROUTE_STATUS,
@@ -217,6 +217,12 @@ def _read_event(spec: str) -> bytes:
         json.loads(raw)
     except ValueError as exc:
         raise config.SetupError(f"the event {_label(spec)} is not JSON: {exc}") from None
+    too_large = limits.request_too_large(len(raw))
+    if too_large:
+        raise config.SetupError(
+            f"the event {_label(spec)} has {len(raw)} bytes; Lambda refuses it ({limits.REQUEST_ERROR_TYPE}: "
+            f"{too_large})"
+        )
     return raw
 
 

@@ -2,7 +2,8 @@
 
 * ``InvokeEndpoint``: ``POST /2015-03-31/functions/function/invocations``, what the Lambda base image's Runtime
   Interface Emulator serves (``docker run -p 9000:8080 IMAGE``), answered like the Invoke API: the payload with
-  200, and a function error also with ``X-Amz-Function-Error: Unhandled``.
+  200, and a function error also with ``X-Amz-Function-Error: Unhandled``; a request over Lambda's synchronous
+  payload limit is its 413 (``limits``).
 * ``RestApi``: the template's REST API (its routes, e.g. ``POST /predict`` and ``GET /health``), each request
   wrapped into an API Gateway REST proxy event and the proxy result unwrapped, as API Gateway does; a method or
   path the API does not define never reaches the function: API Gateway answers it with its
@@ -27,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from qa_tools.local import limits
 from qa_tools.local.config import ApiSpec
 from qa_tools.local.runtime_api import LOOPBACK
 from qa_tools.local.sandbox import LocalFunction, Result
@@ -78,6 +80,12 @@ class InvokeEndpoint:
             )
         if request.method != "POST":
             return HttpReply.json(405, {"message": "invoke with POST"}, ("Allow", "POST"))
+        too_large = limits.request_too_large(len(request.body))
+        if too_large:  # refused before the function runs, as the Invoke API does
+            body = limits.request_error_body(too_large)
+            return HttpReply.json(
+                limits.REQUEST_STATUS, body, ("x-amzn-ErrorType", limits.REQUEST_ERROR_TYPE)
+            )
         result = self.function.invoke(request.body)
         log_result(result, self.function.config.memory_mb)
         headers = [("Content-Type", JSON), ("X-Amz-Request-Id", result.request_id)]

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from qa_tools.local import limits
 from qa_tools.local.logs import LogRelay
 from qa_tools.local.runtime_api import Invocation, Outcome, RuntimeAPI
 
@@ -246,7 +247,8 @@ class LocalFunction:
                     "init_error", failure.body, invocation.request_id, 0.0, None, failure.error_type
                 )
             result = sandbox.invoke(invocation)
-            if result.kind in ("timeout", "exit"):
+            # These end the sandbox on Lambda: a refused response makes the runtime client exit (its post fails)
+            if result.kind in ("timeout", "exit") or result.error_type == limits.RESPONSE_ERROR_TYPE:
                 self._retire()
             else:
                 sandbox.logs.settle()  # its logs before anything the caller prints about the result
@@ -258,6 +260,8 @@ class LocalFunction:
             return None if self._sandbox is None else self._sandbox.model_failure()
 
     def _ready_sandbox(self) -> Sandbox:
+        if self._sandbox is not None and self._sandbox.process.poll() is not None:
+            self._retire()  # the runtime died between invocations: the next one is a cold start, as on Lambda
         if self._sandbox is None:
             self._sandbox = Sandbox(self.config, self.log)
         return self._sandbox

@@ -28,7 +28,7 @@ from cfnlint.decode import decode_str
 from handler.api.events import Shape, detect_shape
 from handler.api.http import ROUTES
 from qa_tools.image import parse_dockerfile
-from qa_tools.local import config
+from qa_tools.local import config, limits
 from qa_tools.local.sandbox import LocalFunction, Result
 from tests.fixtures import EVENTS, ROOT
 from tests.fixtures.events import EXPECTED, assert_result, load
@@ -186,6 +186,19 @@ def test_errors_and_crashes_are_function_errors(describing: Any, tmp_path: Path)
     assert not list(tmp_path.glob("qa-local-sandbox-*"))
 
 
+def test_a_response_over_lambdas_payload_limit_is_a_function_error_that_ends_the_sandbox(
+    describing: Any,
+) -> None:
+    function = describing()
+    result = invoke(function, {"pad": limits.SYNC_PAYLOAD_LIMIT})  # the rest of the result makes it too large
+    assert result.kind == "error" and result.error_type == "Function.ResponseSizeTooLarge"
+    assert re.fullmatch(
+        r"Response payload size \(\d+ bytes\) exceeded maximum allowed payload size \(6291556 bytes\)\.",
+        result.json()["errorMessage"],
+    )
+    assert invoke(function, {}).init_ms is not None  # the runtime client exited, as on Lambda: a cold start
+
+
 # ---------------------------------------------------------------------------------------------- command
 def command_env(tmp_path: Path) -> dict[str, str]:
     """A shell without MODEL_* or AWS settings; TMPDIR in the test's directory to see what is left behind."""
@@ -309,6 +322,17 @@ def test_invoke_refuses_an_event_that_is_not_json(tmp_path: Path) -> None:
     assert done.returncode == 2 and "is not JSON" in done.stderr and done.stdout == ""
 
 
+def test_invoke_refuses_an_event_over_lambdas_payload_limit(tmp_path: Path) -> None:
+    event = tmp_path / "big.json"
+    event.write_text(json.dumps({"question": "Who?", "context": "x" * limits.SYNC_PAYLOAD_LIMIT}))
+    done = run_command("invoke", str(event), env=command_env(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (
+        f"error: the event {event} has {event.stat().st_size} bytes; Lambda refuses it "
+        "(RequestEntityTooLargeException: Request must be smaller than 6291556 bytes for the Invoke operation)"
+    )
+
+
 class Served:
     """``python -m qa_tools.local serve ...`` in the background: its address, and what it logs."""
 
@@ -388,6 +412,19 @@ def test_serve_offers_the_emulators_invoke_url(serve: Any, tmp_path: Path) -> No
     assert error["errorType"] == "Runtime.UnmarshalError"
     assert served.request("POST", "/2015-03-31/functions/QaFunction/invocations", b"{}")[0] == 200
     assert served.request("GET", url)[0] == 405
+    # Lambda's synchronous payload limit: up to 6,291,556 bytes the function runs (and answers its own 413) ...
+    at_limit = json.dumps({"question": "Who?", "context": ""}).encode()
+    at_limit = at_limit[:-2] + b"x" * (limits.SYNC_PAYLOAD_LIMIT - len(at_limit)) + b'"}'
+    assert len(at_limit) == limits.SYNC_PAYLOAD_LIMIT
+    status, headers, answered = served.request("POST", url, at_limit)
+    assert status == 200 and answered["error"]["status"] == 413
+    # ... one byte more and the Invoke API refuses it before the function runs
+    status, headers, refused = served.request("POST", url, at_limit[:-2] + b'x"}')
+    assert status == 413 and headers["x-amzn-ErrorType"] == "RequestEntityTooLargeException"
+    assert refused == {
+        "Type": "User",
+        "message": "Request must be smaller than 6291556 bytes for the Invoke operation",
+    }
     assert served.stop() == 0
     assert not list((tmp_path / "tmp").iterdir()), "the sandbox is removed on exit"
 
