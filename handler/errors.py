@@ -6,6 +6,10 @@
 
 from __future__ import annotations
 
+# The log line a failed model load writes at init (handler.runtime.loader), its "error" field naming the cause;
+# callers see only the error's type, and ``qa_tools.local`` shows the cause from this line.
+MODEL_LOAD_FAILED = "model failed to load"
+
 
 class QAError(Exception):
     """Base of every error a request can cause; its message is safe to show the caller."""

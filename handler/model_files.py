@@ -12,6 +12,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 
+CONFIG_FILE = "config.json"  # what makes a directory a model directory: every transformers model has one
+
+
+def directory_problem(path: Path) -> str | None:
+    """Why ``path`` is not a model directory, worded to follow the path ("does not exist"); None if it is one."""
+    if not path.exists():
+        return "does not exist"
+    if not path.is_dir():
+        return "is a file, not a model directory"
+    if not (path / CONFIG_FILE).is_file():
+        return f"is not a model directory (no {CONFIG_FILE})"
+    return None
+
 
 class ModelFiles(ABC):
     """Read-only access to a model's files by their manifest key (``config.json``, ``model.onnx``, ...)."""

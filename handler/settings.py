@@ -13,6 +13,7 @@ from pathlib import Path
 from handler import variants
 from handler.engine.qa import DEFAULT_MAX_BATCH_WINDOWS
 from handler.errors import ConfigurationError
+from handler.model_files import directory_problem
 from handler.store.s3 import S3Location
 
 MODEL_STORES = ("auto", "disk", "memory")
@@ -57,8 +58,9 @@ def _variant() -> variants.Variant:
 def _model_source() -> S3Location | Path:
     uri, local = _str("MODEL_S3_URI"), _str("MODEL_LOCAL_PATH")
     if local:  # a model baked into the image wins over S3
-        if not (Path(local) / "config.json").is_file():
-            raise ConfigurationError(f"MODEL_LOCAL_PATH={local} is not a model directory (no config.json)")
+        problem = directory_problem(Path(local))
+        if problem:
+            raise ConfigurationError(f"MODEL_LOCAL_PATH={local} {problem}")
         return Path(local)
     if not uri:
         raise ConfigurationError(

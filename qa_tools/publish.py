@@ -45,6 +45,7 @@ from handler.store import (
     variants_for,
 )
 from qa_tools.fidelity import gate
+from qa_tools.progress import reporter
 
 # Object metadata carrying our hash: lets a re-publish skip identical objects without downloading them.
 SHA256_METADATA = "sha256"
@@ -92,7 +93,9 @@ def publish(
             model_dir = _normalise(model_dir, staging / "model")
         paths = _select_files(model_dir, variants)
         paths.update(_build(model_dir, staging / "built", variants))
-        fidelity = _fidelity(model_dir, staging, variants, min_fidelity, allow_lossy=allow_lossy)
+        fidelity = _fidelity(
+            model_dir, staging, variants, min_fidelity, allow_lossy=allow_lossy, show_progress=progress
+        )
         _log(f"hashing {len(paths)} files ...")
         manifest = Manifest.build(
             name or default_name,
@@ -193,7 +196,13 @@ def _build(model_dir: Path, out: Path, variants: Sequence[str]) -> dict[str, Pat
 
 
 def _fidelity(
-    model_dir: Path, staging: Path, variants: Sequence[str], threshold: float, *, allow_lossy: bool
+    model_dir: Path,
+    staging: Path,
+    variants: Sequence[str],
+    threshold: float,
+    *,
+    allow_lossy: bool,
+    show_progress: bool = True,
 ) -> dict[str, gate.Fidelity]:
     """Lossy variants against their references, served from the model and everything built (the reference's
     export included, even when only the lossy variant is published)."""
@@ -209,7 +218,8 @@ def _fidelity(
         if path.is_file() and not path.name.startswith(".") and not (served / path.name).exists():
             (served / path.name).symlink_to(path.resolve())
     _log(f"measuring {', '.join(v.name for v in lossy)} against {', '.join(sorted(set(references)))} ...")
-    results = gate.measure(served, [v.name for v in lossy], threshold=threshold)
+    shown = reporter("fidelity probes", unit="answers", enabled=show_progress)
+    results = gate.measure(served, [v.name for v in lossy], threshold=threshold, progress=shown)
     for f in results.values():
         verdict = "passed" if f.passed else "BELOW THE THRESHOLD"
         _log(

@@ -5,6 +5,11 @@
 # Extra arguments go to the first pytest run, e.g. `bash scripts/test.sh -k engine`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Everything the tests and the libraries they drive write to $TMPDIR (pytest's tmp_path, ONNX Runtime's and
+# torch's scratch files, the local sandboxes) goes into one directory of this run, removed on exit, pass or fail.
+RUN_TMP="$(mktemp -d "${TMPDIR:-/tmp}/qa-tests.XXXXXX")"
+trap 'rm -rf "$RUN_TMP"' EXIT
+export TMPDIR="$RUN_TMP"
 bash scripts/setup.sh
 bash scripts/install-sam.sh
 echo "==> ruff"
@@ -15,6 +20,6 @@ site="$(mktemp -d)"
 trap 'rm -rf "$site"' EXIT  # nothing left in /tmp or the work tree
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site"
 echo "==> pytest on $(.venv/bin/python --version) (.venv)"
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --basetemp="$RUN_TMP/pytest" "$@"
 echo "==> the onnx image's tests on its Python (scripts/test-onnx.sh)"
-bash scripts/test-onnx.sh
+bash scripts/test-onnx.sh --basetemp="$RUN_TMP/pytest-onnx"

@@ -24,6 +24,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 
 from handler.engine import QAEngine
+from handler.errors import MODEL_LOAD_FAILED
 from handler.observability import logger, metrics
 from handler.service import QAService, TimeBudget
 from handler.settings import Settings
@@ -61,7 +62,7 @@ class ModelLoading:
             engine.answer([WARMUP_PAIR])
             warmed = perf_counter()
         except Exception as exc:
-            logger.exception("model failed to load", extra={"error_type": type(exc).__name__})
+            logger.exception(MODEL_LOAD_FAILED, extra={"error_type": type(exc).__name__, "error": str(exc)})
             metrics.add_metric(name="ModelLoadErrors", unit=MetricUnit.Count, value=1)
             reason = f"the model failed to load at init ({type(exc).__name__}); see the logs"
             return QAService(None, settings, unavailable=reason)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from handler import variants
 from handler.model_files import DirectoryFiles
 from handler.store import cache
-from handler.store.errors import ModelStoreError
+from handler.store.errors import PUBLISH_COMMAND, ModelStoreError, VariantMissing
 from handler.store.manifest import MANIFEST_NAME
 from handler.store.manifest_fetch import parse_manifest
 from handler.store.report import WarmupReport
@@ -23,6 +24,8 @@ def open_baked(path: Path, variant: str) -> WarmupReport:
             raise ModelStoreError(f"MODEL_LOCAL_PATH={path}: missing or truncated for {variant}: {missing}")
         name, revision, count = manifest.name, manifest.revision, len(needed)
         fidelity = manifest.fidelity.get(variant)
+    else:
+        _require_weight_file(path, variants.get(variant))
     report = WarmupReport(
         model=DirectoryFiles(path),
         variant=variant,
@@ -39,3 +42,15 @@ def open_baked(path: Path, variant: str) -> WarmupReport:
     )
     report.log()
     return report
+
+
+def _require_weight_file(path: Path, variant: variants.Variant) -> None:
+    """A plain model directory serves the variants shipped as-is (torch); an export must be made first."""
+    if not variant.weight_file or (path / variant.weight_file).is_file():
+        return
+    chosen = f"QA_BACKEND={variant.backend} {variant.precision_env}={variant.precision}"
+    raise VariantMissing(
+        f"MODEL_LOCAL_PATH={path} has no {variant.weight_file}, the file {variant.name} ({chosen}) serves: "
+        f"make it with `{PUBLISH_COMMAND} {path} DIR --variants {variant.name}` and set MODEL_LOCAL_PATH=DIR, "
+        "or serve this directory as it is with QA_BACKEND=torch (qa_tools.local: --target torch)"
+    )

@@ -38,6 +38,10 @@ class UnsafeKey(InvalidManifest):
     """A manifest key would write outside the model directory."""
 
 
+class VariantMissing(ModelStoreError):
+    """MODEL_LOCAL_PATH is a plain model directory without the file the chosen variant (an ONNX export) serves."""
+
+
 class ObjectMissing(ModelStoreError):
     """The manifest lists a file that is not in the bucket."""
 

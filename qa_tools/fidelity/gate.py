@@ -17,6 +17,7 @@ from typing import Any
 from handler import variants as registry
 from handler.engine import QAEngine
 from qa_tools.fidelity import PROBES
+from qa_tools.progress import Advance, Reporter, silent
 from qa_tools.squad import SquadItem, read_squad
 
 # The recipe's target is 97 % on 1,000+ SQuAD questions; on 214 probes a share's standard error is ~1.2 points,
@@ -69,28 +70,38 @@ def lossy(names: Sequence[str]) -> list[registry.Variant]:
 
 
 def measure(
-    model_dir: Path, names: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD, probes: Path = PROBES
+    model_dir: Path,
+    names: Sequence[str],
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    probes: Path = PROBES,
+    progress: Reporter = silent,
 ) -> dict[str, Fidelity]:
-    """Every lossy variant among ``names`` against its reference, all served from the files in ``model_dir``."""
+    """Every lossy variant among ``names`` against its reference, all served from the files in ``model_dir``;
+    ``progress`` is told how many answers that takes, and each batch answered."""
     probe_name, items = probe_set(probes)
     spans: dict[str, list[tuple[int, int]]] = {}
+    measured = lossy(names)
+    served = {v.name for v in measured} | {str(v.reference) for v in measured}
 
-    def top_spans(variant: str) -> list[tuple[int, int]]:
+    def top_spans(variant: str, advance: Advance) -> list[tuple[int, int]]:
         if variant not in spans:
             engine = QAEngine.load(model_dir, variant)
             pairs = [(item.question, item.context) for item in items]
-            spans[variant] = [
-                (answers[0].start, answers[0].end)
-                for i in range(0, len(pairs), _BATCH)
-                for answers in engine.answer(pairs[i : i + _BATCH])
-            ]
+            spans[variant] = []
+            for i in range(0, len(pairs), _BATCH):
+                batch = engine.answer(pairs[i : i + _BATCH])
+                spans[variant] += [(answers[0].start, answers[0].end) for answers in batch]
+                advance(len(batch))
         return spans[variant]
 
     results = {}
-    for variant in lossy(names):
-        reference = str(variant.reference)
-        same = sum(a == b for a, b in zip(top_spans(variant.name), top_spans(reference), strict=True))
-        results[variant.name] = Fidelity(variant.name, reference, probe_name, len(items), same, threshold)
+    with progress(len(items) * len(served)) as advance:
+        for variant in measured:
+            reference = str(variant.reference)
+            both = zip(top_spans(variant.name, advance), top_spans(reference, advance), strict=True)
+            same = sum(a == b for a, b in both)
+            results[variant.name] = Fidelity(variant.name, reference, probe_name, len(items), same, threshold)
     return results
 
 

@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from qa_tools import local as package
-from qa_tools.local import config
-from qa_tools.local.gateway import InvokeEndpoint, RestApi, make_server
+from qa_tools.local import config, limits
+from qa_tools.local.gateway import (
+    UNDEFINED_ROUTE_BODY,
+    UNDEFINED_ROUTE_STATUS,
+    InvokeEndpoint,
+    RestApi,
+    make_server,
+)
 from qa_tools.local.sandbox import LocalFunction, Result
 
 DEFAULT_PORTS = {"invoke": 9000, "api": 3000}  # the emulator's usual -p 9000:8080; sam local start-api's 3000
@@ -91,15 +97,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _invoke(setup: config.LocalSetup, events: list[tuple[str, bytes]]) -> int:
+    """Exit status 1 if any invocation failed: a function error, or a 5xx answer (e.g. the model did not load)."""
     failed = False
     with LocalFunction(setup.function) as function:
         for name, payload in events:
             result = function.invoke(payload)
             sys.stdout.buffer.write(result.body + b"\n")
             sys.stdout.flush()
-            _log(f"==> {_label(name)}: {summary(result)}")
             _log(result.report(setup.function.memory_mb))
-            failed |= not result.ok
+            _log(
+                f"==> {_label(name)}: {summary(result, function.model_failure())}"
+            )  # the last line: read first
+            failed |= not result.ok or (status(result) or 0) >= 500
             if result.kind == "init_error":  # every other event would fail the same way
                 break
     return 1 if failed else 0
@@ -113,52 +122,84 @@ def _serve(setup: config.LocalSetup, api: bool, port: int | None) -> int:
         return 2
     for stop in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (a background job)
         signal.signal(stop, _stop)
-    with LocalFunction(setup.function) as function:
-        _log("==> init (once per sandbox; later invocations are warm) ...")
-        failure = function.start()
-        if failure is not None:
-            sys.stdout.buffer.write(failure.body + b"\n")
-            _log(f"==> {summary(failure)}")
-            return 1
-        front = RestApi(function, setup.api) if api and setup.api else InvokeEndpoint(function)
-        server = make_server(front, DEFAULT_PORTS["api" if api else "invoke"] if port is None else port)
-        host, bound = server.server_address[:2]
-        _log(f"==> listening on http://{host}:{bound} (Ctrl-C stops)")
-        if isinstance(front, RestApi):
-            for path, methods in sorted(front.api.routes.items()):
-                _log(
-                    f"    {' '.join(sorted(methods))} http://{host}:{bound}{path}  (stage {front.api.stage}; no auth locally)"
-                )
-        else:
-            _log(f"    POST http://{host}:{bound}{sorted(front.paths)[0]}")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+    try:  # a stop at any point (during init, or before serving began) ends cleanly
+        with LocalFunction(setup.function) as function:
+            _log("==> init (once per sandbox; later invocations are warm) ...")
+            failure = function.start()
+            if failure is not None:
+                sys.stdout.buffer.write(failure.body + b"\n")
+                _log(f"==> {summary(failure)}")
+                return 1
+            cause = function.model_failure()
+            if cause:  # init succeeded, but every request will be a 503 until the cause is fixed
+                _log(f"==> warning: the model failed to load at init: {cause}; every request will get 503")
+            front = RestApi(function, setup.api) if api and setup.api else InvokeEndpoint(function)
+            server = make_server(front, DEFAULT_PORTS["api" if api else "invoke"] if port is None else port)
+            try:
+                _banner(front, server.server_address[:2])
+                server.serve_forever()
+            finally:
+                server.server_close()
+    except KeyboardInterrupt:
+        pass
     _log("==> stopped")
     return 0
 
 
-def summary(result: Result) -> str:
-    """One line for a person: the HTTP status, the error a direct invoke returned, or the function error."""
-    try:
-        body: Any = result.json()
-    except ValueError:
-        body = None
+def _banner(front: RestApi | InvokeEndpoint, address: tuple[Any, ...]) -> None:
+    host, port = address
+    _log(f"==> listening on http://{host}:{port} (Ctrl-C stops)")
+    if isinstance(front, InvokeEndpoint):
+        _log(f"    POST http://{host}:{port}{sorted(front.paths)[0]}")
+        return
+    for path, methods in sorted(front.api.routes.items()):
+        _log(f"    {' '.join(sorted(methods))} http://{host}:{port}{path}  (stage {front.api.stage})")
+    _log(
+        "    SigV4 and API keys are not checked here; everything else answers as API Gateway does: another "
+        f"method or path gets its {UNDEFINED_ROUTE_STATUS} {json.dumps(UNDEFINED_ROUTE_BODY)}"
+    )
+
+
+def summary(result: Result, model_failure: str | None = None) -> str:
+    """One line for a person: the HTTP status, the error a direct invoke returned, or the function error; for a
+    5xx while the model is not loaded, the cause the function logged (``model_failure``), not "see the logs"."""
+    body = _body(result)
     if not result.ok:
         message = (
             body.get("errorMessage", "") if isinstance(body, dict) else result.body.decode("utf-8", "replace")
         )
         what = "init failed" if result.kind == "init_error" else f"function error ({result.kind})"
         return f"{what}: {result.error_type or 'error'}: {message}"
-    if isinstance(body, dict) and isinstance(body.get("statusCode"), int):
-        return f"HTTP {body['statusCode']}"
+    code = status(result)
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         error = body["error"]
-        return f"error {error.get('status')} {error.get('type')}: {error.get('message')}"
-    return "answered"
+        line = f"error {error.get('status')} {error.get('type')}: {error.get('message')}"
+    else:
+        line = "answered" if code is None else f"HTTP {code}"
+    if model_failure and code is not None and code >= 500:
+        head = line.split(": ", 1)[0]
+        return f"{head}: the model failed to load at init: {model_failure}"
+    return line
+
+
+def status(result: Result) -> int | None:
+    """The HTTP status a successful invocation reports: a proxy result's statusCode or a direct error's status."""
+    body = _body(result)
+    if not result.ok or not isinstance(body, dict):
+        return None
+    if isinstance(body.get("statusCode"), int):
+        return int(body["statusCode"])
+    error = body.get("error")
+    if isinstance(error, dict) and isinstance(error.get("status"), int):
+        return int(error["status"])
+    return None
+
+
+def _body(result: Result) -> Any:
+    try:
+        return result.json()
+    except ValueError:
+        return None
 
 
 def _read_event(spec: str) -> bytes:
@@ -176,6 +217,12 @@ def _read_event(spec: str) -> bytes:
         json.loads(raw)
     except ValueError as exc:
         raise config.SetupError(f"the event {_label(spec)} is not JSON: {exc}") from None
+    too_large = limits.request_too_large(len(raw))
+    if too_large:
+        raise config.SetupError(
+            f"the event {_label(spec)} has {len(raw)} bytes; Lambda refuses it ({limits.REQUEST_ERROR_TYPE}: "
+            f"{too_large})"
+        )
     return raw
 
 

@@ -2,11 +2,15 @@
 
 * ``InvokeEndpoint``: ``POST /2015-03-31/functions/function/invocations``, what the Lambda base image's Runtime
   Interface Emulator serves (``docker run -p 9000:8080 IMAGE``), answered like the Invoke API: the payload with
-  200, and a function error also with ``X-Amz-Function-Error: Unhandled``.
+  200, and a function error also with ``X-Amz-Function-Error: Unhandled``; a request over Lambda's synchronous
+  payload limit is its 413 (``limits``).
 * ``RestApi``: the template's REST API (its routes, e.g. ``POST /predict`` and ``GET /health``), each request
   wrapped into an API Gateway REST proxy event and the proxy result unwrapped, as API Gateway does; a method or
-  path the API does not define is API Gateway's 403, a failed invocation its 502. Authentication (API keys, IAM)
-  is not enforced locally.
+  path the API does not define never reaches the function: API Gateway answers it with its
+  MISSING_AUTHENTICATION_TOKEN gateway response, 403 ``{"message": "Missing Authentication Token"}`` ("including
+  the cases when the client attempts to invoke an unsupported API method or resource",
+  https://docs.aws.amazon.com/apigateway/latest/developerguide/supported-gateway-response-types.html), and so
+  does this; a failed invocation is its 502. Authentication (SigV4, API keys) is not checked locally.
 
 Only loopback is ever bound: these servers have no authentication.
 """
@@ -24,12 +28,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from qa_tools.local import limits
 from qa_tools.local.config import ApiSpec
 from qa_tools.local.runtime_api import LOOPBACK
 from qa_tools.local.sandbox import LocalFunction, Result
 
 INVOKE_PATH = "/2015-03-31/functions/{name}/invocations"
 JSON = "application/json"
+# API Gateway's default answer to a method or resource the REST API does not define (see the module's docstring).
+UNDEFINED_ROUTE_STATUS = 403
+UNDEFINED_ROUTE_BODY = {"message": "Missing Authentication Token"}
+UNDEFINED_ROUTE_ERROR_TYPE = ("x-amzn-ErrorType", "MissingAuthenticationTokenException")
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,12 @@ class InvokeEndpoint:
             )
         if request.method != "POST":
             return HttpReply.json(405, {"message": "invoke with POST"}, ("Allow", "POST"))
+        too_large = limits.request_too_large(len(request.body))
+        if too_large:  # refused before the function runs, as the Invoke API does
+            body = limits.request_error_body(too_large)
+            return HttpReply.json(
+                limits.REQUEST_STATUS, body, ("x-amzn-ErrorType", limits.REQUEST_ERROR_TYPE)
+            )
         result = self.function.invoke(request.body)
         log_result(result, self.function.config.memory_mb)
         headers = [("Content-Type", JSON), ("X-Amz-Request-Id", result.request_id)]
@@ -88,7 +103,7 @@ class RestApi:
 
     def handle(self, request: HttpRequest) -> HttpReply:
         if request.method not in self.api.routes.get(request.path, ()):
-            return HttpReply.json(403, {"message": "Missing Authentication Token"})  # API Gateway's answer
+            return HttpReply.json(UNDEFINED_ROUTE_STATUS, UNDEFINED_ROUTE_BODY, UNDEFINED_ROUTE_ERROR_TYPE)
         event = proxy_event(request, self.api.stage)
         result = self.function.invoke(json.dumps(event).encode())
         log_result(result, self.function.config.memory_mb)

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from qa_tools.local import limits
+
 LOOPBACK = "127.0.0.1"
 PREFIX = "/2018-06-01/runtime"
 ERROR_TYPE_HEADER = "Lambda-Runtime-Function-Error-Type"
@@ -177,7 +179,11 @@ class RuntimeAPI:
         return Reply(200, invocation.payload, headers)
 
     def invocation_response(self, request: Request, request_id: str) -> Reply:
-        return self._finish(request_id, Outcome("response", request.body))
+        refused = limits.response_too_large(len(request.body))
+        if refused is None:
+            return self._finish(request_id, Outcome("response", request.body))
+        reply = self._finish(request_id, Outcome("error", refused, limits.RESPONSE_ERROR_TYPE))
+        return reply if reply.status >= 400 else Reply.json(413, limits.runtime_refusal())
 
     def invocation_error(self, request: Request, request_id: str) -> Reply:
         return self._finish(request_id, Outcome("error", request.body, _error_type(request)))

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from qa_tools.local import limits
+from qa_tools.local.logs import LogRelay
 from qa_tools.local.runtime_api import Invocation, Outcome, RuntimeAPI
 
 POLL_S = 0.05  # how often a waiting invocation checks on the runtime process and its deadline
@@ -99,6 +101,7 @@ class Sandbox:
         self.config = config
         self.reported_init = False
         self.api = RuntimeAPI(config.arn)
+        self.logs = LogRelay(log)
         self.dir = Path(tempfile.mkdtemp(prefix="qa-local-sandbox-"))
         self.tmp = self.dir / "tmp"
         self.task_root = self.dir / "task"
@@ -112,13 +115,15 @@ class Sandbox:
                 cwd=self.task_root,
                 env=self._environment(),
                 stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
+                stdout=self.logs.write_fd,
+                stderr=self.logs.write_fd,
                 start_new_session=True,  # Ctrl-C stops the tool, which stops the runtime; not both at once
             )
         except BaseException:
+            self.logs.child_started()
             self._cleanup()
             raise
+        self.logs.child_started()
 
     def _environment(self) -> dict[str, str]:
         """The function's variables (Lambda's /tmp mapped into the sandbox's), then those Lambda itself sets."""
@@ -190,6 +195,11 @@ class Sandbox:
         self.reported_init = True
         return self.api.init_ms
 
+    def model_failure(self) -> str | None:
+        """Why the model failed to load at init, as the function logged it; None if it did not fail."""
+        self.logs.settle()
+        return self.logs.model_failure
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -198,6 +208,7 @@ class Sandbox:
 
     def _cleanup(self) -> None:
         self.api.close()
+        self.logs.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -236,11 +247,21 @@ class LocalFunction:
                     "init_error", failure.body, invocation.request_id, 0.0, None, failure.error_type
                 )
             result = sandbox.invoke(invocation)
-            if result.kind in ("timeout", "exit"):
+            # These end the sandbox on Lambda: a refused response makes the runtime client exit (its post fails)
+            if result.kind in ("timeout", "exit") or result.error_type == limits.RESPONSE_ERROR_TYPE:
                 self._retire()
+            else:
+                sandbox.logs.settle()  # its logs before anything the caller prints about the result
             return result
 
+    def model_failure(self) -> str | None:
+        """Why the warm sandbox's model failed to load at init (from its logs); None if it loaded or none runs."""
+        with self._lock:
+            return None if self._sandbox is None else self._sandbox.model_failure()
+
     def _ready_sandbox(self) -> Sandbox:
+        if self._sandbox is not None and self._sandbox.process.poll() is not None:
+            self._retire()  # the runtime died between invocations: the next one is a cold start, as on Lambda
         if self._sandbox is None:
             self._sandbox = Sandbox(self.config, self.log)
         return self._sandbox

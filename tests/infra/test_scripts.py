@@ -5,8 +5,10 @@ The real script against a stand-in .venv whose python records how it is called (
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,54 @@ def test_the_reference_venv_gets_transformers_4_57_on_the_project_s_torch_pin(tm
         call.startswith("-m pip install") and "transformers==4.57.*" in call.split() and pin in call.split()
     )
     assert "ready: transformers 4.57.6" in done.stdout
+
+
+# --------------------------------------------------------------------------------------------- test.sh
+SCRATCH_TEST = """
+import tempfile
+
+
+def test_writes_where_tests_and_libraries_write(tmp_path):
+    (tmp_path / "result.bin").write_bytes(b"x" * 1024)  # pytest's tmp_path
+    tempfile.mkstemp(prefix="onnxruntime-like-")  # a library's scratch file in $TMPDIR, never removed
+    assert {passes}
+"""
+
+
+@pytest.fixture
+def test_checkout(tmp_path: Path) -> Path:
+    """The real scripts/test.sh; set-up, SAM, ruff and the onnx run are stubs, pytest is real on a tiny suite."""
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "test.sh", checkout / "scripts")
+    for stub in ("setup.sh", "install-sam.sh"):
+        (checkout / "scripts" / stub).write_text("exit 0\n")
+    (checkout / "scripts" / "test-onnx.sh").write_text(  # what the onnx run writes, and how it is called
+        'touch "$TMPDIR/onnx-scratch"\necho "$*" > "$(dirname "$0")/onnx-args"\n'
+    )
+    bin_dir = checkout / ".venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "ruff").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    for tool in ("ruff", "python"):
+        (bin_dir / tool).chmod(0o755)
+    (checkout / "tests").mkdir()
+    return checkout
+
+
+@pytest.mark.parametrize("passes", [True, False])
+def test_the_test_command_leaves_nothing_in_tmpdir(test_checkout: Path, tmp_path: Path, passes: bool) -> None:
+    (test_checkout / "tests" / "test_scratch.py").write_text(SCRATCH_TEST.format(passes=passes))
+    caller_tmp = tmp_path / "callers-tmp"
+    caller_tmp.mkdir()
+    done = subprocess.run(
+        ["bash", "scripts/test.sh", "-p", "no:cacheprovider", "tests"], cwd=test_checkout,
+        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(caller_tmp)},
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert (done.returncode == 0) is passes, done.stdout + done.stderr
+    assert "1 passed" in done.stdout if passes else "1 failed" in done.stdout
+    assert not list(caller_tmp.iterdir()), "the run's scratch directory is removed, pass or fail"
+    if passes:  # the onnx run gets its own pytest directory inside the run's
+        args = (test_checkout / "scripts" / "onnx-args").read_text().split()
+        assert args[0].startswith(f"--basetemp={caller_tmp}/qa-tests.") and args[0].endswith("/pytest-onnx")

@@ -14,7 +14,7 @@ from handler.backends.torch_backend import TorchBackend
 from handler.engine import QAEngine
 from qa_tools import EMBEDDED_MODEL
 from qa_tools.embedded_model import WEIGHTS, convert, main, to_half
-from tests.fixtures.models import PlantedModel
+from qa_tools.tiny_models import PlantedModel
 
 
 def stored_dtypes(model_dir: Path) -> set[torch.dtype]:

@@ -28,7 +28,7 @@ from cfnlint.decode import decode_str
 from handler.api.events import Shape, detect_shape
 from handler.api.http import ROUTES
 from qa_tools.dockerfile_reader import parse_dockerfile
-from qa_tools.local import config
+from qa_tools.local import config, limits
 from qa_tools.local.sandbox import LocalFunction, Result
 from tests.fixtures import EVENTS, ROOT
 from tests.fixtures.events import EXPECTED, assert_result, load
@@ -186,6 +186,19 @@ def test_errors_and_crashes_are_function_errors(describing: Any, tmp_path: Path)
     assert not list(tmp_path.glob("qa-local-sandbox-*"))
 
 
+def test_a_response_over_lambdas_payload_limit_is_a_function_error_that_ends_the_sandbox(
+    describing: Any,
+) -> None:
+    function = describing()
+    result = invoke(function, {"pad": limits.SYNC_PAYLOAD_LIMIT})  # the rest of the result makes it too large
+    assert result.kind == "error" and result.error_type == "Function.ResponseSizeTooLarge"
+    assert re.fullmatch(
+        r"Response payload size \(\d+ bytes\) exceeded maximum allowed payload size \(6291556 bytes\)\.",
+        result.json()["errorMessage"],
+    )
+    assert invoke(function, {}).init_ms is not None  # the runtime client exited, as on Lambda: a cold start
+
+
 # ---------------------------------------------------------------------------------------------- command
 def command_env(tmp_path: Path) -> dict[str, str]:
     """A shell without MODEL_* or AWS settings; TMPDIR in the test's directory to see what is left behind."""
@@ -247,12 +260,77 @@ def test_invoke_reports_a_failed_init_as_lambda_does(tmp_path: Path) -> None:
     assert done.returncode == 1
     (payload,) = [json.loads(line) for line in done.stdout.splitlines()]  # stops after the failed init
     assert payload["errorType"] == "ConfigurationError" and "MODEL_LOCAL_PATH" in payload["errorMessage"]
-    assert "init failed: ConfigurationError: MODEL_LOCAL_PATH=" in done.stderr
+    assert "stackTrace" in payload  # the runtime's record, as Lambda returns it ...
+    assert "LAMBDA_WARNING" in done.stderr and "Traceback" in done.stderr  # ... and logs it
+    # ... and the one line a person needs comes last, saying what is wrong with the path
+    assert done.stderr.splitlines()[-1] == (
+        f"==> events/direct-single.json: init failed: ConfigurationError: MODEL_LOCAL_PATH={ROOT}/no/such/dir "
+        "does not exist"
+    )
+
+
+def test_the_default_onnx_target_on_a_plain_model_directory_says_how_to_make_its_file(
+    tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    done = run_command(
+        "invoke", "events/direct-single.json", "--env", f"MODEL_LOCAL_PATH={tiny_bert_dir}",
+        env=command_env(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert json.loads(done.stdout)["error"]["message"].startswith(
+        "the model failed to load at init (VariantMissing)"
+    )
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(
+        "==> events/direct-single.json: error 503 model_unavailable: the model failed to load at init: "
+        f"VariantMissing: MODEL_LOCAL_PATH={tiny_bert_dir} has no model.int8.onnx"
+    )
+    assert f"`python -m qa_tools.publish {tiny_bert_dir} DIR --variants onnx-int8`" in last
+
+
+def no_credentials_env(tmp_path: Path) -> dict[str, str]:
+    """No AWS credentials anywhere boto3 looks (instance metadata off), and S3 on a loopback port nobody serves."""
+    env = command_env(tmp_path)
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_ENDPOINT_URL_S3="http://127.0.0.1:9")
+    return env
+
+
+def test_invoke_names_why_the_model_failed_to_load_and_exits_non_zero(tmp_path: Path) -> None:
+    done = run_command(
+        "invoke", "events/direct-single.json", "events/rest-predict.json", "--env", "MODEL_S3_URI=s3://b/p/",
+        env=no_credentials_env(tmp_path),
+    )  # fmt: skip
+    assert done.returncode == 1  # both invocations answered 503: a failed run, though no function error
+    direct, proxied = [json.loads(line) for line in done.stdout.splitlines()]
+    assert direct["error"]["status"] == 503 and proxied["statusCode"] == 503
+    assert "no AWS credentials" not in done.stdout  # callers get the type only, as on Lambda
+    cause = (
+        "the model failed to load at init: AccessDenied: no AWS credentials to read s3://b/p/manifest.json"
+    )
+    status_lines = [line for line in done.stderr.splitlines() if line.startswith("==> events/")]
+    assert status_lines == [
+        f"==> events/direct-single.json: error 503 model_unavailable: {cause}; on Lambda the execution role "
+        "provides them",
+        f"==> events/rest-predict.json: HTTP 503: {cause}; on Lambda the execution role provides them",
+    ]
+    assert done.stderr.splitlines()[-1] == status_lines[-1]
+    assert '"message":"model failed to load"' in done.stderr  # the function's own log line is relayed whole
 
 
 def test_invoke_refuses_an_event_that_is_not_json(tmp_path: Path) -> None:
     done = run_command("invoke", "{not json", env=command_env(tmp_path))
     assert done.returncode == 2 and "is not JSON" in done.stderr and done.stdout == ""
+
+
+def test_invoke_refuses_an_event_over_lambdas_payload_limit(tmp_path: Path) -> None:
+    event = tmp_path / "big.json"
+    event.write_text(json.dumps({"question": "Who?", "context": "x" * limits.SYNC_PAYLOAD_LIMIT}))
+    done = run_command("invoke", str(event), env=command_env(tmp_path))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == (
+        f"error: the event {event} has {event.stat().st_size} bytes; Lambda refuses it "
+        "(RequestEntityTooLargeException: Request must be smaller than 6291556 bytes for the Invoke operation)"
+    )
 
 
 class Served:
@@ -264,6 +342,7 @@ class Served:
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []  # every line read so far
         threading.Thread(target=self._drain, daemon=True).start()
         self.url = self._wait_for(r"listening on (http://127\.0\.0\.1:\d+)")
 
@@ -274,12 +353,11 @@ class Served:
         self.lines.put("")  # end of output: the server exited
 
     def _wait_for(self, pattern: str) -> str:
-        seen: list[str] = []
         while line := self.lines.get(timeout=300):  # a guard against a hang, not a verdict on speed
-            seen.append(line)
+            self.seen.append(line)
             if match := re.search(pattern, line):
                 return match[1]
-        raise AssertionError("".join(seen))
+        raise AssertionError("".join(self.seen))
 
     def request(
         self, method: str, path: str, body: bytes | None = None, **headers: str
@@ -334,6 +412,19 @@ def test_serve_offers_the_emulators_invoke_url(serve: Any, tmp_path: Path) -> No
     assert error["errorType"] == "Runtime.UnmarshalError"
     assert served.request("POST", "/2015-03-31/functions/QaFunction/invocations", b"{}")[0] == 200
     assert served.request("GET", url)[0] == 405
+    # Lambda's synchronous payload limit: up to 6,291,556 bytes the function runs (and answers its own 413) ...
+    at_limit = json.dumps({"question": "Who?", "context": ""}).encode()
+    at_limit = at_limit[:-2] + b"x" * (limits.SYNC_PAYLOAD_LIMIT - len(at_limit)) + b'"}'
+    assert len(at_limit) == limits.SYNC_PAYLOAD_LIMIT
+    status, headers, answered = served.request("POST", url, at_limit)
+    assert status == 200 and answered["error"]["status"] == 413
+    # ... one byte more and the Invoke API refuses it before the function runs
+    status, headers, refused = served.request("POST", url, at_limit[:-2] + b'x"}')
+    assert status == 413 and headers["x-amzn-ErrorType"] == "RequestEntityTooLargeException"
+    assert refused == {
+        "Type": "User",
+        "message": "Request must be smaller than 6291556 bytes for the Invoke operation",
+    }
     assert served.stop() == 0
     assert not list((tmp_path / "tmp").iterdir()), "the sandbox is removed on exit"
 
@@ -352,7 +443,34 @@ def test_serve_api_offers_the_rest_apis_routes(serve: Any) -> None:
         served.request("POST", "/predict", b'{"question": ', **{"Content-Type": "application/json"})[0] == 400
     )
     assert served.request("POST", "/predict", body, **{"Content-Type": "text/plain"})[0] == 415
-    status, _, denied = served.request("GET", "/predict")
-    assert status == 403 and denied == {"message": "Missing Authentication Token"}
-    assert served.request("POST", "/answer", body)[0] == 403
+    # A method or path the API does not define is API Gateway's MISSING_AUTHENTICATION_TOKEN gateway response,
+    # 403, whatever the function would say (its own 404/405 answer only an event that reaches it).
+    for method, path in [
+        ("GET", "/predict"),
+        ("POST", "/health"),
+        ("DELETE", "/predict"),
+        ("POST", "/answer"),
+    ]:
+        status, headers, denied = served.request(method, path, body if method == "POST" else None)
+        assert status == 403 and denied == {"message": "Missing Authentication Token"}, (method, path)
+        assert headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    note = served._wait_for(r"^    (SigV4 .*)$")  # the banner, after the routes
+    assert note == (
+        "SigV4 and API keys are not checked here; everything else answers as API Gateway does: another "
+        'method or path gets its 403 {"message": "Missing Authentication Token"}'
+    )
+    assert not any("no auth" in line for line in served.seen)
     assert served.stop() == 0
+
+
+def test_serve_says_at_start_why_every_request_will_get_503(tmp_path: Path) -> None:
+    served = Served("--env", "MODEL_S3_URI=s3://b/p/", env=no_credentials_env(tmp_path))
+    try:
+        (warning,) = [line.rstrip("\n") for line in served.seen if line.startswith("==> warning:")]
+        assert warning.startswith(
+            "==> warning: the model failed to load at init: AccessDenied: no AWS credentials to read "
+            "s3://b/p/manifest.json"
+        )
+        assert warning.endswith("every request will get 503")
+    finally:
+        assert served.stop() == 0

@@ -179,7 +179,7 @@ def fake_builders(calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setitem(sys.modules, "qa_tools.quantize", fake_quantize)
 
-    def measure(model_dir: Path, names: list[str], *, threshold: float) -> dict[str, gate.Fidelity]:
+    def measure(model_dir: Path, names: list[str], *, threshold: float, **_: Any) -> dict[str, gate.Fidelity]:
         return {
             v.name: gate.Fidelity(v.name, str(v.reference), "p@0", 10, 10, threshold)
             for v in gate.lossy(names)
@@ -379,14 +379,18 @@ def test_cli_publishes_to_a_directory(
 
 # --- the fidelity gate --------------------------------------------------------------------------------
 def test_int8_publish_records_its_fidelity_and_health_reports_it(
-    planted_bert: Any, tmp_path: Path, app_factory: Any
+    planted_bert: Any, tmp_path: Path, app_factory: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The planted model answers the probes exactly in fp32 and in (faithful) int8: 100 %, recorded and served."""
     target = tmp_path / "onnx"
-    result = publish(str(planted_bert.path), str(target), variants=["onnx-int8"], progress=False)
+    result = publish(str(planted_bert.path), str(target), variants=["onnx-int8"])
 
     entry = result.manifest.fidelity["onnx-int8"]
     _, probes = gate.probe_set()
+    answers = 2 * len(probes)  # int8's and its reference's
+    err = capsys.readouterr().err  # progress while measuring, on stderr (plain lines: not a terminal)
+    assert f"  fidelity probes: 0/{answers} answers (0%)\n" in err
+    assert f"  fidelity probes: {answers}/{answers} answers (100%)\n" in err
     assert entry["reference"] == "onnx-fp32" and entry["count"] == len(probes)
     assert entry["same_span"] == len(probes) and entry["passed"] is True
     assert "model.onnx" not in {p.name for p in target.iterdir()}  # measured against, not published
@@ -413,7 +417,7 @@ def test_health_says_when_fidelity_was_not_measured(
 def low_fidelity(monkeypatch: pytest.MonkeyPatch) -> None:
     """The lossy variant answers like its reference on 180 of 200 probes."""
 
-    def measure(model_dir: Path, names: list[str], *, threshold: float) -> dict[str, gate.Fidelity]:
+    def measure(model_dir: Path, names: list[str], *, threshold: float, **_: Any) -> dict[str, gate.Fidelity]:
         return {
             v.name: gate.Fidelity(v.name, "onnx-fp32", "p@0", 200, 180, threshold) for v in gate.lossy(names)
         }

@@ -31,6 +31,7 @@ from handler.store.errors import (
     ObjectMissing,
     PrefixEmpty,
     UnsafeKey,
+    VariantMissing,
 )
 from handler.store.manifest import MANIFEST_NAME, MARKER_NAME, Manifest
 from handler.store.s3 import make_client
@@ -403,6 +404,21 @@ def test_settings_with_a_baked_in_model(tiny_bert_dir: Path, monkeypatch: pytest
     monkeypatch.delenv("MODEL_S3_URI", raising=False)
     report = warm_from_settings(Settings.from_env())
     assert report.model_dir == tiny_bert_dir and report.skipped and report.bytes == 0
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_an_onnx_variant_on_a_plain_model_directory_names_the_file_and_the_command(
+    tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch, precision: str
+) -> None:
+    monkeypatch.setenv("MODEL_LOCAL_PATH", str(tiny_bert_dir))
+    monkeypatch.setenv("QA_BACKEND", "onnx")
+    monkeypatch.setenv("QA_ONNX_PRECISION", precision)
+    variant = Settings.from_env().variant
+    with pytest.raises(VariantMissing) as raised:
+        warm_from_settings(Settings.from_env())
+    message = str(raised.value)
+    assert f"has no {variant.weight_file}" in message and not (tiny_bert_dir / variant.weight_file).exists()
+    assert f"`python -m qa_tools.publish {tiny_bert_dir} DIR --variants {variant.name}`" in message
 
 
 def test_settings_with_a_baked_in_copy_missing_the_weights(

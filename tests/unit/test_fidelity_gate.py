@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,9 +53,23 @@ def test_counts_identical_spans_and_answers_the_reference_once(tmp_path: Path, e
     plain = "The river runs past the old mill and on to the sea."
     probes = probe_file(tmp_path / "probes.json", [planted, plain, plain, planted])
 
+    totals: list[int] = []
+    advances: list[int] = []
+
+    @contextmanager
+    def progress(total: int) -> Iterator[Callable[[int], None]]:
+        totals.append(total)
+        yield advances.append
+
     results = gate.measure(
-        tmp_path, ["onnx-fp32", "onnx-int8", "onnx-int8-fast"], threshold=0.5, probes=probes
+        tmp_path,
+        ["onnx-fp32", "onnx-int8", "onnx-int8-fast"],
+        threshold=0.5,
+        probes=probes,
+        progress=progress,
     )
+
+    assert totals == [3 * 4] and sum(advances) == 3 * 4  # three engines answer the four probes, reported
 
     assert sorted(engines) == ["onnx-fp32", "onnx-int8", "onnx-int8-fast"]  # fp32 shared, loaded once
     assert set(results) == {"onnx-int8", "onnx-int8-fast"}  # the exact variant is not measured

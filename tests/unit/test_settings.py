@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,26 @@ def test_mistakes_fail_init_naming_the_variable(
         env.setenv(name, value)
     with pytest.raises(ConfigurationError, match=named):
         Settings.from_env()
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda root: root / "missing", "does not exist"),
+        (lambda root: _file(root / "config.json"), "is a file, not a model directory"),
+        (lambda root: root, "is not a model directory (no config.json)"),
+    ],
+)
+def test_a_model_local_path_that_is_no_model_says_what_it_is(
+    env: pytest.MonkeyPatch, tmp_path: Path, make: Callable[[Path], Path], says: str
+) -> None:
+    path = make(tmp_path)
+    env.setenv("MODEL_LOCAL_PATH", str(path))
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_env()
+    assert str(raised.value) == f"MODEL_LOCAL_PATH={path} {says}"
+
+
+def _file(path: Path) -> Path:
+    path.write_text("{}")
+    return path
