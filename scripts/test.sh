@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/install-sam.sh
+bash scripts/install-emulators.sh # qemu-user-static + debootstrap for tests/emulation (marker: emulation)
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
