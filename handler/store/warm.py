@@ -35,6 +35,7 @@ from handler.store.errors import (
     PrefixEmpty,
     UnsafeKey,
 )
+from handler.store.golden import Golden
 from handler.store.manifest import MANIFEST_NAME, FileEntry, Manifest, ManifestError, UnsafeKeyError
 from handler.store.s3 import (
     S3Location,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 MIB = 1 << 20
+_UNLOGGED = ("model", "golden")  # the files themselves, and ~200 questions with their contexts
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class WarmupReport:
     store: str = "disk"  # disk | memory | image
     reason: str = ""  # why this store, when MODEL_STORE=auto chose it
     fidelity: Mapping[str, Any] | None = None  # the manifest's figures for a lossy variant, if it has them
+    golden: Golden | None = None  # the manifest's golden answers (the self-check's questions), if it has them
 
     @property
     def model_dir(self) -> Path | None:
@@ -83,7 +86,7 @@ class WarmupReport:
         return self.bytes / MIB / self.seconds if self.bytes and self.seconds > 0 else 0.0
 
     def as_log(self) -> dict[str, Any]:
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _UNLOGGED}
         return {
             **fields,
             "model_dir": str(self.model_dir or ""),
@@ -118,6 +121,7 @@ class _Published:
             seconds=time.perf_counter() - self.started,
             skipped=skipped,
             fidelity=self.manifest.fidelity.get(variant),
+            golden=self.manifest.golden,
             **extra,
         )
         logger.info("model warm-up", extra=result.as_log())
@@ -249,7 +253,7 @@ def warm_from_settings(settings: Settings) -> WarmupReport:
         if store == "memory":
             return _to_memory(published, variant, reason)
         return _to_disk(published, settings.model_dir, variant, False, reason)
-    name, revision, count, fidelity = path.name, "", 0, None
+    name, revision, count, fidelity, golden = path.name, "", 0, None, None
     if (path / MANIFEST_NAME).is_file():  # a published copy: check the variant's files are all there
         manifest = _parse_manifest((path / MANIFEST_NAME).read_bytes(), None)
         needed = manifest.files_for(variant)
@@ -257,10 +261,10 @@ def warm_from_settings(settings: Settings) -> WarmupReport:
         if missing:
             raise ModelStoreError(f"MODEL_LOCAL_PATH={path}: missing or truncated for {variant}: {missing}")
         name, revision, count = manifest.name, manifest.revision, len(needed)
-        fidelity = manifest.fidelity.get(variant)
+        fidelity, golden = manifest.fidelity.get(variant), manifest.golden
     result = WarmupReport(
         DirectoryFiles(path), variant, str(path), name, revision, "", count, 0, 0.0, True, "image",
-        fidelity=fidelity,
+        fidelity=fidelity, golden=golden,
     )  # fmt: skip
     logger.info("model warm-up", extra=result.as_log())
     return result
