@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "emulated_cpu": machine.description,
         "native_cpu": native["cpu"],
         "seconds": round(time.perf_counter() - started, 1),
+        "cpu_s": {"native": native["cpu_s"], "emulated": emulated["cpu_s"]},
         "timings": {
             name: {
                 side: _timings(report["results"][name])

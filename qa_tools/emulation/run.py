@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -67,13 +68,17 @@ def ask(
         args = ["-m", "qa_tools.emulation.ask", "--model", str(model), "--questions", str(path)]
         args += [arg for name in variants for arg in ("--variant", name)]
         argv = command(machine, args, log=log, prelude=prelude)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         returncode, stdout, stderr = _run(argv, log, timeout_s)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if returncode != 0:
         tail = "\n".join(stderr.splitlines()[-15:])
         where = machine.name if machine else "native"
         raise EmulationError(f"{where} run exited with status {returncode}:\n{tail}")
     report: dict[str, Any] = json.loads(stdout)
     report["stderr"] = stderr
+    # CPU seconds, not wall time: what the run costs whatever else the machine is doing.
+    report["cpu_s"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
     return report
 
 
@@ -90,8 +95,14 @@ def _run(argv: Sequence[str], log: Callable[[str], None], timeout_s: float) -> t
                 lines.append(line)
                 log(line.rstrip("\n"))
 
+        expired: list[bool] = []
+
+        def kill() -> None:  # a hung emulator must not hang CI
+            expired.append(True)
+            proc.kill()
+
         reader = threading.Thread(target=drain, daemon=True)
-        timer = threading.Timer(timeout_s, proc.kill)  # a hung emulator must not hang CI
+        timer = threading.Timer(timeout_s, kill)
         reader.start()
         timer.start()
         try:
@@ -100,6 +111,6 @@ def _run(argv: Sequence[str], log: Callable[[str], None], timeout_s: float) -> t
             reader.join()
         finally:
             timer.cancel()
-    if not timer.is_alive() and proc.returncode < 0 and not stdout:
-        lines.append(f"(killed after {timeout_s:.0f} s, or by a signal)\n")
+    if expired:
+        lines.append(f"(killed: no result after {timeout_s:.0f} s)\n")
     return proc.returncode, stdout, "".join(lines)
