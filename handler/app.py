@@ -22,6 +22,7 @@ from handler.api.batch import handle_batch  # noqa: E402
 from handler.api.direct import handle_direct  # noqa: E402
 from handler.api.events import Shape, detect_shape  # noqa: E402
 from handler.api.http import handle_http  # noqa: E402
+from handler.api.self_check import handle_self_check  # noqa: E402
 from handler.observability import logger, metrics  # noqa: E402
 from handler.runtime import snapstart  # noqa: E402
 
@@ -39,4 +40,6 @@ def lambda_handler(event: Any, context: LambdaContext) -> Any:
         return handle_direct(event, context, SERVICE)
     if shape is Shape.BATCH:
         return handle_batch(event, context, SERVICE)
+    if shape is Shape.SELF_CHECK:
+        return handle_self_check(event, context, SERVICE)
     return handle_http(shape, event, context, SERVICE)

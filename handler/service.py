@@ -19,6 +19,7 @@ from handler.engine import EncodedRequest, QAEngine
 from handler.errors import LimitExceeded, ModelUnavailable, TimeBudgetExceeded
 from handler.observability import metrics, subsegment
 from handler.settings import Settings
+from handler.store.golden import Golden
 
 # Kept back from the remaining invocation time for serialisation, logging and the metrics flush.
 SAFETY_MARGIN_MS = 500
@@ -62,6 +63,9 @@ class QAService:
     unavailable: str = "the model is not loaded"
     budget: TimeBudget = field(default_factory=TimeBudget)
     clock: Callable[[], float] = perf_counter  # seconds; injected by tests
+    golden: Golden | None = (
+        None  # the manifest's golden answers: what a self-check asks (handler.api.self_check)
+    )
 
     def health(self) -> dict[str, Any]:
         if self.engine is None:

@@ -4,7 +4,8 @@ SOURCE is a local model directory or a Hugging Face model id (downloaded with hu
 internet). The model is normalised (safetensors weights, fast ``tokenizer.json``, config), each requested
 variant with a builder (``handler.variants``: the ONNX exports) is built, each lossy one (int8) is measured
 against its reference on the probe set (``qa_tools.fidelity``: refused below the threshold unless
-``--allow-lossy``), every file is hashed into ``manifest.json`` with those figures, and files are uploaded
+``--allow-lossy``; the reference's answers go into the manifest as golden answers, which the function's
+self-check re-asks on Lambda's CPU), every file is hashed into ``manifest.json`` with those figures, and files are uploaded
 concurrently with a progress bar. The manifest goes up LAST: until then the warm-up sees the previous model
 (or none), never a half-published one. Files whose object already has the same size and sha256 are skipped, so
 re-publishing the same model uploads nothing and an interrupted publish resumes where it stopped.
@@ -44,7 +45,8 @@ from handler.store import (
     make_client,
     variants_for,
 )
-from qa_tools.fidelity import gate
+from handler.store.golden import Golden
+from qa_tools.fidelity import gate, golden
 from qa_tools.progress import reporter
 
 # Object metadata carrying our hash: lets a re-publish skip identical objects without downloading them.
@@ -93,7 +95,7 @@ def publish(
             model_dir = _normalise(model_dir, staging / "model")
         paths = _select_files(model_dir, variants)
         paths.update(_build(model_dir, staging / "built", variants))
-        fidelity = _fidelity(
+        fidelity, golden = _fidelity(
             model_dir, staging, variants, min_fidelity, allow_lossy=allow_lossy, show_progress=progress
         )
         _log(f"hashing {len(paths)} files ...")
@@ -102,6 +104,7 @@ def publish(
             revision or default_revision,
             paths,
             {n: f.to_manifest() for n, f in fidelity.items()},
+            golden,
         )
         if isinstance(target, Path):
             return _write_local(target, manifest, paths)
@@ -203,12 +206,12 @@ def _fidelity(
     *,
     allow_lossy: bool,
     show_progress: bool = True,
-) -> dict[str, gate.Fidelity]:
+) -> tuple[dict[str, gate.Fidelity], Golden | None]:
     """Lossy variants against their references, served from the model and everything built (the reference's
-    export included, even when only the lossy variant is published)."""
+    export included, even when only the lossy variant is published); and the reference's golden answers."""
     lossy = gate.lossy(variants)
     if not lossy:
-        return {}
+        return {}, None
     references = [str(v.reference) for v in lossy]
     built = staging / "built"
     _build(model_dir, built, [r for r in references if not (built / registry.get(r).weight_file).exists()])
@@ -226,7 +229,8 @@ def _fidelity(
             f"  {f.variant}: the same answer as {f.reference} on {f.same}/{f.count} probes ({f.share:.1%}), {verdict}"
         )
     gate.enforce(results, allow_lossy=allow_lossy)
-    return results
+    _log(f"recording {references[0]}'s answers to the probes (the function's self-check re-asks them) ...")
+    return results, golden.record(served, references[0], threshold)
 
 
 # --- upload --------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ trap 'rm -rf "$RUN_TMP"' EXIT
 export TMPDIR="$RUN_TMP"
 bash scripts/setup.sh
 bash scripts/install-sam.sh
+bash scripts/install-emulators.sh # qemu-user-static + debootstrap for tests/emulation (marker: emulation)
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -90,7 +90,8 @@ class ModelLoading:
         timings = {name: round(value, 3) for name, value in phases.items()}
         logger.info("model loaded", extra={"load_seconds": round(seconds, 3), **timings, **info})
         warmup_ms = phases["warmup_s"] * 1000  # one window: the first estimate of the time budget
-        return QAService(engine, settings, info=info, budget=TimeBudget(ms_per_window=warmup_ms))
+        budget = TimeBudget(ms_per_window=warmup_ms)
+        return QAService(engine, settings, info=info, budget=budget, golden=report.golden)
 
 
 def fidelity(variant: Variant, measured: Mapping[str, Any] | None) -> dict[str, Any] | str | None:

@@ -15,7 +15,7 @@ from handler.store.report import WarmupReport
 
 def open_baked(path: Path, variant: str) -> WarmupReport:
     """A model baked into the image: nothing to fetch; a published copy is checked for the variant's files."""
-    name, revision, count, fidelity = path.name, "", 0, None
+    name, revision, count, fidelity, golden = path.name, "", 0, None, None
     if (path / MANIFEST_NAME).is_file():  # a published copy: check the variant's files are all there
         manifest = parse_manifest((path / MANIFEST_NAME).read_bytes(), None)
         needed = manifest.files_for(variant)
@@ -23,7 +23,7 @@ def open_baked(path: Path, variant: str) -> WarmupReport:
         if missing:
             raise ModelStoreError(f"MODEL_LOCAL_PATH={path}: missing or truncated for {variant}: {missing}")
         name, revision, count = manifest.name, manifest.revision, len(needed)
-        fidelity = manifest.fidelity.get(variant)
+        fidelity, golden = manifest.fidelity.get(variant), manifest.golden
     else:
         _require_weight_file(path, variants.get(variant))
     report = WarmupReport(
@@ -39,6 +39,7 @@ def open_baked(path: Path, variant: str) -> WarmupReport:
         skipped=True,
         store="image",
         fidelity=fidelity,
+        golden=golden,
     )
     report.log()
     return report

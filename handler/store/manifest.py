@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from handler import variants as registry
+from handler.store.golden import Golden
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -90,6 +91,7 @@ class Manifest:
 
     ``fidelity`` (optional, absent in manifests written before it existed): per lossy variant, how its answers
     compared with its reference's at publish (``qa_tools.fidelity``); the function reports it on /health.
+    ``golden`` (optional): the reference's answers to those probes, which the function's self-check re-asks.
     """
 
     name: str
@@ -97,6 +99,7 @@ class Manifest:
     files: tuple[FileEntry, ...]
     format_version: int = FORMAT_VERSION
     fidelity: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    golden: Golden | None = None  # the reference's answers to the probes (handler.store.golden), if recorded
 
     @classmethod
     def build(
@@ -105,6 +108,7 @@ class Manifest:
         revision: str,
         paths: Mapping[str, Path],
         fidelity: Mapping[str, Mapping[str, Any]] | None = None,
+        golden: Golden | None = None,
     ) -> Manifest:
         """Describe local files by key (hashing them is the slow part of publishing: one pass per byte)."""
         files = [
@@ -113,7 +117,7 @@ class Manifest:
             )
             for key, path in sorted(paths.items())
         ]
-        return cls(name, revision, tuple(files), fidelity=dict(fidelity or {}))
+        return cls(name, revision, tuple(files), fidelity=dict(fidelity or {}), golden=golden)
 
     def files_for(self, variant: str) -> tuple[FileEntry, ...]:
         return tuple(f for f in self.files if variant in f.variants)
@@ -133,6 +137,8 @@ class Manifest:
         }
         if self.fidelity:
             doc["fidelity"] = self.fidelity
+        if self.golden is not None:
+            doc["golden"] = self.golden.to_dict()
         return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
     @classmethod
@@ -160,4 +166,8 @@ class Manifest:
             name in registry.NAMES and isinstance(entry, dict) for name, entry in fidelity.items()
         ):
             raise ManifestError(f"fidelity must map variant names ({', '.join(registry.NAMES)}) to objects")
-        return cls(model["name"], str(model.get("revision", "")), entries, version, fidelity)
+        try:
+            golden = Golden.from_dict(doc["golden"]) if "golden" in doc else None
+        except ValueError as exc:
+            raise ManifestError(str(exc)) from None
+        return cls(model["name"], str(model.get("revision", "")), entries, version, fidelity, golden)

@@ -12,8 +12,10 @@ from aws_lambda_powertools import Logger
 
 from handler.model_files import DirectoryFiles, ModelFiles
 from handler.store.cache import MIB
+from handler.store.golden import Golden
 
 logger = Logger(child=True)
+_UNLOGGED = ("model", "golden")  # the files themselves, and ~200 questions with their contexts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,6 +35,7 @@ class WarmupReport:
     store: str = "disk"  # disk | memory | image
     reason: str = ""  # why this store, when MODEL_STORE=auto chose it
     fidelity: Mapping[str, Any] | None = None  # the manifest's figures for a lossy variant, if it has them
+    golden: Golden | None = None  # the manifest's golden answers (the self-check's questions), if it has them
 
     @property
     def model_dir(self) -> Path | None:
@@ -44,7 +47,7 @@ class WarmupReport:
         return self.bytes / MIB / self.seconds if self.bytes and self.seconds > 0 else 0.0
 
     def as_log(self) -> dict[str, Any]:
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in _UNLOGGED}
         return {
             **fields,
             "model_dir": str(self.model_dir or ""),

@@ -62,6 +62,7 @@ class _Published:
             seconds=time.perf_counter() - self.started,
             skipped=skipped,
             fidelity=self.manifest.fidelity.get(variant),
+            golden=self.manifest.golden,
             **extra,
         )
         result.log()

@@ -59,9 +59,27 @@ def hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     return module
 
 
-def _run(hook: ModuleType, *, live: str = "7", answer: Any = None, meta: dict | None = None) -> dict:
-    """Runs the handler against stubs: the alias on ``live``, the new version answering ``answer``."""
-    payload = (answer if isinstance(answer, str) else json.dumps(answer)).encode()
+# The self-check of a version whose manifest has no golden answers (handler.api.self_check).
+NO_GOLDEN = {
+    "self_check": {"variant": "onnx-int8", "cpu": "x", "passed": None, "reason": "no golden answers"}
+}
+
+
+def _stream(body: Any) -> StreamingBody:
+    payload = (body if isinstance(body, str) else json.dumps(body)).encode()
+    return StreamingBody(io.BytesIO(payload), len(payload))
+
+
+def _run(
+    hook: ModuleType,
+    *,
+    live: str = "7",
+    answer: Any = None,
+    meta: dict | None = None,
+    self_check: Any = None,
+) -> dict:
+    """Runs the handler against stubs: the alias on ``live``, the new version answering ``answer`` and then,
+    when given, ``self_check`` to the self-check event."""
     reported: list[str] = []
     with Stubber(hook.LAMBDA) as lam, Stubber(hook.CODEDEPLOY) as deploy:
         lam.add_response(
@@ -74,9 +92,18 @@ def _run(hook: ModuleType, *, live: str = "7", answer: Any = None, meta: dict | 
                     "StatusCode": 200,
                     "ExecutedVersion": NEW,
                     **(meta or {}),
-                    "Payload": StreamingBody(io.BytesIO(payload), len(payload)),
+                    "Payload": _stream(answer),
                 },
                 {"FunctionName": f"{FUNCTION_ARN}:{NEW}", "Payload": _expected_payload(hook)},
+            )
+        if self_check is not None:
+            lam.add_response(
+                "invoke",
+                {"StatusCode": 200, "ExecutedVersion": NEW, "Payload": _stream(self_check)},
+                {
+                    "FunctionName": f"{FUNCTION_ARN}:{NEW}",
+                    "Payload": json.dumps({"self_check": hook.SELF_CHECK}),
+                },
             )
 
         hook.CODEDEPLOY.meta.events.register(
@@ -103,8 +130,37 @@ def _good(hook: ModuleType) -> dict[str, Any]:
 
 
 def test_a_consistent_answer_from_the_new_version_lets_traffic_through(hook: ModuleType) -> None:
-    result = _run(hook, answer=_good(hook))
+    result = _run(hook, answer=_good(hook), self_check=NO_GOLDEN)
     assert result == {"status": "Succeeded", "problem": None}
+
+
+def _golden_report(same: int, count: int = 64, threshold: float = 0.95) -> dict[str, Any]:
+    report = {"variant": "onnx-int8", "cpu": "AMD EPYC 7R32", "int8": ["avx2"], "int8_path": "AVX2 only"}
+    return {
+        "self_check": {**report, "same_span": same, "count": count, "threshold": threshold, "passed": True}
+    }
+
+
+def test_golden_answers_at_the_threshold_let_traffic_through(hook: ModuleType) -> None:
+    result = _run(hook, answer=_good(hook), self_check=_golden_report(61))  # 61/64 = 95.3 %
+    assert result == {"status": "Succeeded", "problem": None}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        # The hook judges from the counts and the threshold, not from the function's own verdict.
+        (_golden_report(60), "60/64 golden answers with the same span on AMD EPYC 7R32 (AVX2 only)"),
+        ({"error": {"type": "time_budget_exceeded", "status": 503}}, "did not report"),
+        ("Task timed out after 28.00 seconds", "did not report"),
+    ],
+)
+def test_golden_answers_below_the_threshold_fail_the_deployment(
+    hook: ModuleType, body: Any, reason: str
+) -> None:
+    result = _run(hook, answer=_good(hook), self_check=body)
+    assert result["status"] == "Failed"
+    assert reason in result["problem"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,41 @@
+"""handler.runtime.cpu: the CPU model and int8 instructions a self-check reports, from /proc/cpuinfo."""
+
+from __future__ import annotations
+
+from handler.runtime import cpu
+from qa_tools.emulation.machines import GRAVITON2_CPUINFO
+
+X86_VNNI = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz
+flags\t\t: fpu sse2 avx avx2 avx512f avx512_vnni
+
+processor\t: 1
+model name\t: another
+"""
+X86_AVX2 = "processor\t: 0\nmodel name\t: AMD EPYC 7R32\nflags\t\t: fpu sse2 avx avx2 fma\n"
+
+
+def test_x86_model_and_int8_flags_best_first() -> None:
+    described = cpu.describe(X86_VNNI)
+    assert described["model"] == "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz"  # the first processor's
+    assert described["int8"] == ["avx512_vnni", "avx2"]
+    assert cpu.int8_summary(described["int8"]) == "avx512_vnni"
+
+
+def test_avx2_only_host() -> None:
+    assert cpu.int8_summary(cpu.describe(X86_AVX2)["int8"]) == "AVX2 only"
+
+
+def test_graviton2_named_from_implementer_and_part() -> None:
+    described = cpu.describe(GRAVITON2_CPUINFO.read_text())
+    assert described["model"] == "Neoverse N1 (Graviton2)"
+    assert described["int8"] == ["asimddp"]
+
+
+def test_unknown_arm_part_and_unreadable_cpuinfo() -> None:
+    assert cpu.describe("CPU implementer\t: 0x61\nCPU part\t: 0x022\nFeatures\t: fp asimd\n")["model"] == (
+        "arm implementer 0x61 part 0x022"
+    )
+    assert cpu.describe("") == {"arch": cpu.platform.machine(), "model": "unknown", "int8": []}
+    assert cpu.int8_summary([]) == "no int8 dot product"
