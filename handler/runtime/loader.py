@@ -23,6 +23,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from handler.answer_cache import ModelIdentity, make_cache
 from handler.engine import QAEngine
 from handler.observability import logger, metrics
 from handler.service import QAService, TimeBudget
@@ -89,7 +90,11 @@ class ModelLoading:
         timings = {name: round(value, 3) for name, value in phases.items()}
         logger.info("model loaded", extra={"load_seconds": round(seconds, 3), **timings, **info})
         warmup_ms = phases["warmup_s"] * 1000  # one window: the first estimate of the time budget
-        return QAService(engine, settings, info=info, budget=TimeBudget(ms_per_window=warmup_ms))
+        identity = ModelIdentity(
+            info["model"], report.revision, report.manifest_sha256, settings.variant.name
+        )
+        cache = make_cache(identity, settings.answer_cache_entries, settings.answer_cache_mb)
+        return QAService(engine, settings, info=info, budget=TimeBudget(ms_per_window=warmup_ms), cache=cache)
 
 
 def fidelity(variant: Variant, measured: Mapping[str, Any] | None) -> dict[str, Any] | str | None:
