@@ -7,6 +7,7 @@ against the invocation's remaining time: a request that would not finish is refu
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -14,6 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from handler.answer_cache import AnswerCache
 from handler.contract import PredictRequest, shape_answers
 from handler.engine import EncodedRequest, QAEngine
 from handler.errors import LimitExceeded, ModelUnavailable, TimeBudgetExceeded
@@ -53,6 +55,14 @@ class TimeBudget:
             )
 
 
+@dataclass(frozen=True)
+class CachedResponse:
+    """A whole request answered from the cache: the response a fresh answer would be, and its windows."""
+
+    body: Any
+    windows: int
+
+
 @dataclass
 class QAService:
     """``engine`` is None when the model failed to load; ``unavailable`` then says why (safe to show)."""
@@ -63,9 +73,8 @@ class QAService:
     unavailable: str = "the model is not loaded"
     budget: TimeBudget = field(default_factory=TimeBudget)
     clock: Callable[[], float] = perf_counter  # seconds; injected by tests
-    golden: Golden | None = (
-        None  # the manifest's golden answers: what a self-check asks (handler.api.self_check)
-    )
+    golden: Golden | None = None  # the manifest's golden answers: what a self-check asks (api.self_check)
+    cache: AnswerCache | None = None  # None: ANSWER_CACHE_ENTRIES=0
 
     def health(self) -> dict[str, Any]:
         if self.engine is None:
@@ -73,7 +82,33 @@ class QAService:
         return {"status": "ok", **self.info}
 
     def predict(self, request: PredictRequest, remaining_ms: int | None = None) -> Any:
+        hit = self.cached(request)
+        if hit is not None:
+            return hit.body
         return self.answer(self.prepare(request), batch=request.is_batch, remaining_ms=remaining_ms)
+
+    def cached(self, request: PredictRequest) -> CachedResponse | None:
+        """The request answered from the cache when every one of its pairs is there, else None (a miss).
+
+        The same limits apply as to a fresh request, with the windows the answers took when computed.
+        """
+        if self.cache is None:
+            return None
+        self._engine()
+        pairs = self._check_limits(request)
+        params = request.params()
+        found = []
+        for question, context in pairs:
+            hit = self.cache.get(self.cache.key(params, question, context))
+            if hit is None:
+                metrics.add_metric(name="AnswerCacheMisses", unit=MetricUnit.Count, value=1)
+                return None
+            found.append(hit)
+        windows = sum(h.windows for h in found)
+        self._check_windows(windows)
+        metrics.add_metric(name="AnswerCacheHits", unit=MetricUnit.Count, value=1)
+        body = shape_answers([h.answers for h in found], top_k=params.top_k, batch=request.is_batch)
+        return CachedResponse(body, windows)
 
     def prepare(self, request: PredictRequest) -> EncodedRequest:
         """Limits and tokenization: the windows are the work, known before any of it is done."""
@@ -81,12 +116,7 @@ class QAService:
         pairs = self._check_limits(request)
         with subsegment("tokenize"):
             encoded = engine.encode(pairs, request.params())
-        windows = encoded.num_windows
-        if windows > self.settings.max_windows:
-            raise LimitExceeded(
-                f"the request needs {windows} model windows; the limit is {self.settings.max_windows} "
-                "(send shorter contexts, fewer inputs, or a larger max_seq_len)"
-            )
+        self._check_windows(encoded.num_windows)
         return encoded
 
     def answer(self, encoded: EncodedRequest, *, batch: bool, remaining_ms: int | None = None) -> Any:
@@ -103,12 +133,23 @@ class QAService:
         metrics.add_metric(name="InferenceMs", unit=MetricUnit.Milliseconds, value=elapsed_ms)
         metrics.add_metric(name="WindowsPerRequest", unit=MetricUnit.Count, value=windows)
         metrics.add_metric(name="InputsPerRequest", unit=MetricUnit.Count, value=len(encoded.pairs))
+        if self.cache is not None:
+            per_pair = Counter(w.pair for w in encoded.windows)
+            for i, ((question, context), found) in enumerate(zip(encoded.pairs, answers, strict=True)):
+                self.cache.put(self.cache.key(encoded.params, question, context), found, per_pair[i])
         return shape_answers(answers, top_k=encoded.params.top_k, batch=batch)
 
     def _engine(self) -> QAEngine:
         if self.engine is None:
             raise ModelUnavailable(self.unavailable)
         return self.engine
+
+    def _check_windows(self, windows: int) -> None:
+        if windows > self.settings.max_windows:
+            raise LimitExceeded(
+                f"the request needs {windows} model windows; the limit is {self.settings.max_windows} "
+                "(send shorter contexts, fewer inputs, or a larger max_seq_len)"
+            )
 
     def _check_limits(self, request: PredictRequest) -> list[tuple[str, str]]:
         pairs = request.pairs()

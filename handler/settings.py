@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from handler import variants
+from handler import answer_cache, variants
 from handler.engine.qa import DEFAULT_MAX_BATCH_WINDOWS
 from handler.errors import ConfigurationError
 from handler.model_files import directory_problem
@@ -30,7 +30,7 @@ def _str(name: str, default: str = "") -> str:
     return os.environ.get(name, "").strip() or default
 
 
-def _int(name: str, default: int, minimum: int = 1) -> int:
+def _int(name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
     raw = _str(name)
     if not raw:
         return default
@@ -40,6 +40,8 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
         raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigurationError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -95,6 +97,9 @@ class Settings:
     # AWS_LAMBDA_INITIALIZATION_TYPE == "snap-start": init runs once, when a version is published, and
     # environments resume from its snapshot (handler.runtime.snapstart)
     snapstart: bool = False
+    # ANSWER_CACHE_ENTRIES (0: off) and ANSWER_CACHE_MB: the per-sandbox answer cache (handler.answer_cache)
+    answer_cache_entries: int = answer_cache.DEFAULT_ENTRIES
+    answer_cache_mb: int = answer_cache.DEFAULT_MB
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -112,4 +117,8 @@ class Settings:
             max_bulk_windows=_int("MAX_BULK_WINDOWS", DEFAULT_MAX_BULK_WINDOWS),
             model_store=_choice("MODEL_STORE", "auto", MODEL_STORES),
             snapstart=os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == SNAP_START,
+            answer_cache_entries=_int(
+                "ANSWER_CACHE_ENTRIES", answer_cache.DEFAULT_ENTRIES, *answer_cache.ENTRIES_BOUNDS
+            ),
+            answer_cache_mb=_int("ANSWER_CACHE_MB", answer_cache.DEFAULT_MB, *answer_cache.MB_BOUNDS),
         )

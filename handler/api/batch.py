@@ -14,7 +14,8 @@ Scores may differ from a single invoke's in the last digits (padded, batched ari
 ``inputs`` batches. Before each
 forward pass the time left is compared with its windows: when it no longer fits, its items and every later
 one are marked ``out_of_time`` (503: not attempted, resend as is). An item too large even for a fresh
-invocation runs alone and gets ``time_budget_exceeded`` (413); the batch goes on.
+invocation runs alone and gets ``time_budget_exceeded`` (413); the batch goes on. An item the answer cache
+holds (``handler.answer_cache``) is answered at once: it needs no time, so it is never ``out_of_time``.
 
 What concerns the whole batch -- a malformed envelope, too many items or windows (``MAX_BULK_ITEMS``,
 ``MAX_BULK_WINDOWS``), bad ``BatchInput.parameters``, no model -- returns one ``{"error": {...}}`` object
@@ -33,7 +34,7 @@ from handler.api.errors import BadRequest, InvalidRequest, failure
 from handler.contract import PredictRequest
 from handler.engine import EncodedRequest, QAParams
 from handler.errors import LimitExceeded, ModelUnavailable, OutOfTime
-from handler.service import QAService
+from handler.service import CachedResponse, QAService
 
 ID = "id"
 GOLD = "answers"  # gold answers an item may carry for evaluation; never a request field
@@ -64,10 +65,17 @@ class Prepared:
     ident: dict[str, Any] = field(default_factory=dict)  # {"id": ...} when the item had a valid id
     encoded: EncodedRequest | None = None
     error: dict[str, Any] | None = None
+    cached: CachedResponse | None = None  # answered from the answer cache: no work left, no time needed
 
     @property
     def windows(self) -> int:
+        """Windows still to run (none for a cached item)."""
         return self.encoded.num_windows if self.encoded is not None else 0
+
+    @property
+    def counted_windows(self) -> int:
+        """Windows the MAX_BULK_WINDOWS limit counts: a cached item's too, so a batch is refused or not alike."""
+        return self.cached.windows if self.cached is not None else self.windows
 
 
 def item_id(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,14 +102,26 @@ def prepare_item(item: Any, defaults: Mapping[str, Any], service: QAService) -> 
                 f"{misplaced[0]}: an item is {{'id', 'question', 'context', ...parameters}}; "
                 "parameters for every item go in BatchInput.parameters"
             )
-        encoded = service.prepare(PredictRequest.model_validate({**defaults, **fields}))
-        return Prepared(ident, encoded)
+        request = PredictRequest.model_validate({**defaults, **fields})
+        hit = service.cached(request)
+        if hit is not None:
+            return Prepared(ident, cached=hit)
+        return Prepared(ident, service.prepare(request))
     except Exception as exc:
         return Prepared(ident, error=failure(exc).body())
 
 
 def _answered(prepared: Prepared, answer: Any) -> dict[str, Any]:
     return {**prepared.ident, **(answer if isinstance(answer, dict) else {"answers": answer})}
+
+
+def _settled(prepared: Prepared) -> dict[str, Any]:
+    """An item's result known before any forward pass (its error, or its cached answer); {} otherwise."""
+    if prepared.error is not None:
+        return {**prepared.ident, **prepared.error}
+    if prepared.cached is not None:
+        return _answered(prepared, prepared.cached.body)
+    return {}
 
 
 def _answer_group(
@@ -161,7 +181,7 @@ def prepare_batch(event: Any, service: QAService) -> list[Prepared]:
         )
     defaults = batch.BatchInput.parameters.model_dump(exclude_unset=True)
     prepared = [prepare_item(item, defaults, service) for item in batch.Items]
-    windows = sum(p.windows for p in prepared)
+    windows = sum(p.counted_windows for p in prepared)
     if windows > settings.max_bulk_windows:
         raise LimitExceeded(
             f"the batch needs {windows} model windows; the limit is {settings.max_bulk_windows} "
@@ -176,7 +196,7 @@ def answer_batch(
     """Answers in order while time lasts; see the module docstring for what happens when it does not."""
     at_start = remaining()
     budget = service.budget
-    results = [{**p.ident, **p.error} if p.error is not None else {} for p in prepared]
+    results = [_settled(p) for p in prepared]
     max_windows = service.engine.max_batch_windows if service.engine is not None else 1
     groups = _groups(prepared, max_windows, lambda windows: budget.fits(windows, at_start))
     for n, group in enumerate(groups):

@@ -6,7 +6,6 @@ disk or in memory); the variant registry (``handler.variants``) names it, so not
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Protocol
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from handler import variants
 from handler.model_files import ModelFiles, as_model_files
+from handler.runtime import threads
 
 
 class Backend(Protocol):
@@ -27,11 +27,8 @@ class Backend(Protocol):
 
 
 def available_cpus() -> int:
-    """vCPUs this process may run on (Lambda: 1 per 1,769 MB of memory), not the host's core count."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """Intra-op threads for this sandbox: the rule of ``handler.runtime.threads`` (from Lambda's CPU share)."""
+    return threads.plan().threads
 
 
 def load_backend(variant: variants.Variant | str, model: ModelFiles | Path) -> Backend:

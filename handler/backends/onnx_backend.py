@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnxruntime as ort
 
+from handler.runtime.threads import allow_spinning
 from handler.variants import Variant
 
 if TYPE_CHECKING:
@@ -24,10 +25,16 @@ OUTPUT_NAMES = ("start_logits", "end_logits")
 _WARMUP_TOKENS = 16
 
 
-def session_options(threads: int) -> ort.SessionOptions:
-    """Tuned for a Lambda sandbox: one request at a time, ``threads`` = the vCPUs Lambda granted."""
+SPINNING = "session.intra_op.allow_spinning"
+
+
+def session_options(threads: int, spinning: bool | None = None) -> ort.SessionOptions:
+    """Tuned for a Lambda sandbox: one request at a time, ``threads`` from the CPU share
+    (``handler.runtime.threads``); idle workers spin only when the share covers them all."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    if not (allow_spinning(threads) if spinning is None else spinning):
+        opts.add_session_config_entry(SPINNING, "0")  # waiting workers sleep instead of spending the quota
     opts.inter_op_num_threads = 1  # a transformer graph is a chain: parallel branches buy nothing
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -51,8 +58,9 @@ class OnnxBackend:
     ) -> None:
         self.file_name = file_name or ("" if isinstance(model, bytes) else Path(model).name)
         self.threads = threads
+        self.spinning = allow_spinning(threads)
         self.name = name
-        opts = session_options(threads)
+        opts = session_options(threads, self.spinning)
         if external_data:  # ONNX Runtime copies what it needs while the session is created
             names, buffers = list(external_data), list(external_data.values())
             opts.add_external_initializers_from_files_in_memory(names, buffers, [len(b) for b in buffers])
@@ -74,6 +82,7 @@ class OnnxBackend:
             "backend": self.name,
             "onnxruntime": ort.__version__,
             "threads": str(self.threads),
+            "spinning": "on" if self.spinning else "off",
             "file": self.file_name,
         }
 

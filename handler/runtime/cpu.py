@@ -62,3 +62,14 @@ def int8_summary(int8: list[str]) -> str:
     if int8 == ["avx2"]:
         return "AVX2 only"
     return int8[0]
+
+
+def cpu_model(text: str | None = None) -> str:
+    """The model name (arm64: the Neoverse core named by implementer and part), for the init log."""
+    return str(describe(text)["model"])
+
+
+def int8_flags(text: str | None = None) -> list[str]:
+    """The int8 dot-product instructions present, best first; ``["AVX2 only"]`` for x86 with none of them."""
+    int8 = describe(text)["int8"]
+    return ["AVX2 only"] if int8 == ["avx2"] else [flag for flag in int8 if flag != "avx2"]

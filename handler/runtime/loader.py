@@ -23,9 +23,11 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from handler.answer_cache import ModelIdentity, make_cache
 from handler.engine import QAEngine
 from handler.errors import MODEL_LOAD_FAILED
 from handler.observability import logger, metrics
+from handler.runtime import cpu, threads
 from handler.service import QAService, TimeBudget
 from handler.settings import Settings
 from handler.store import WarmupReport, open_baked, warm_from_s3
@@ -88,10 +90,24 @@ class ModelLoading:
             "fidelity": fidelity(settings.variant, report.fidelity),
         }
         timings = {name: round(value, 3) for name, value in phases.items()}
-        logger.info("model loaded", extra={"load_seconds": round(seconds, 3), **timings, **info})
+        logger.info("model loaded", extra={"load_seconds": round(seconds, 3), **timings, **info, **sandbox()})
         warmup_ms = phases["warmup_s"] * 1000  # one window: the first estimate of the time budget
+        identity = ModelIdentity(
+            info["model"], report.revision, report.manifest_sha256, settings.variant.name
+        )
+        cache = make_cache(identity, settings.answer_cache_entries, settings.answer_cache_mb)
         budget = TimeBudget(ms_per_window=warmup_ms)
-        return QAService(engine, settings, info=info, budget=budget, golden=report.golden)
+        return QAService(engine, settings, info=info, budget=budget, golden=report.golden, cache=cache)
+
+
+def sandbox() -> dict[str, str]:
+    """The hardware this sandbox got and the threads it chose: Lambda's x86 hosts differ (AVX2 is all it
+    promises), so a user's logs must say which CPU served a slow request."""
+    return {
+        "cpu_model": cpu.cpu_model(),
+        "cpu_int8": ", ".join(cpu.int8_flags()) or "none",
+        **threads.plan().describe(),
+    }
 
 
 def fidelity(variant: Variant, measured: Mapping[str, Any] | None) -> dict[str, Any] | str | None:
