@@ -9,8 +9,14 @@ from typing import Any
 
 import numpy as np
 
+from handler import variants
+
 MIB = 1 << 20
 SEEDS = "seeds"
+# The floor: what a deploy runs when nothing is chosen (the onnx image's default precision) is never slower than
+# the seeds' recipe on any warm figure -- no noise band: the default must win each one outright.
+DEFAULT_CONFIG = variants.select("onnx", None).name
+WARM_PREFIX = "warm "
 # Ratios moved by 5-13% between two runs here: a gap of 5% or less is listed as noise, not as "slower".
 NOISE = 0.05
 
@@ -79,9 +85,30 @@ def table(results: dict[str, Any], labels: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def floor_missed(results: dict[str, Any]) -> list[str]:
+    """The warm figures on which the default configuration is slower than the seeds' recipe (empty: floor met)."""
+    return [
+        f"{row.label} {row.values[DEFAULT_CONFIG] / row.values[SEEDS]:.2f}x"
+        for row in rows(results)
+        if row.label.startswith(WARM_PREFIX) and row.values[DEFAULT_CONFIG] > row.values[SEEDS]
+    ]
+
+
+def floor_verdict(results: dict[str, Any]) -> str:
+    slower = floor_missed(results)
+    status = "MISSED" if slower else "MET"
+    detail = "slower on: " + ", ".join(slower) if slower else "faster on every warm figure"
+    return f"- {status}: the default ({DEFAULT_CONFIG}) never slower than the seeds' recipe (warm table) -- {detail}"
+
+
+def exit_code(results: dict[str, Any]) -> int:
+    """The benchmark's exit code: 1 when the floor is missed, so a script or CI run fails loudly."""
+    return 1 if floor_missed(results) else 0
+
+
 def verdicts(results: dict[str, Any]) -> list[str]:
     by_label = {row.label: row for row in rows(results)}
-    lines = []
+    lines = [floor_verdict(results)]
     for text, label, config, bound in TARGETS:
         row = by_label[label]
         ratio = row.values[config] / row.values[SEEDS]

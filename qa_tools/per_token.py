@@ -1,0 +1,241 @@
+"""Int8 recipe with per-token activation scales on ONNX Runtime's QGEMM kernel (the MLAS int8 GEMM).
+
+Dynamic quantization (``onnx-int8-fast``) gives a whole activation tensor ONE scale, so a few outlier tokens
+coarsen every other token's grid and near-tied answers flip. Here each row (token) of a weight MatMul's input
+gets its own scale, computed at run time, and each output channel of the weight its own, so the dequantisation
+is exact up to rounding::
+
+    Y = X . W  ->  r_t = max|X_t|                      (Abs, ReduceMax over the last axis)
+                   Xq  = round(127 X / r_t) + 128       (Div, QuantizeLinear: uint8, zero point 128)
+                   Wq  = round(W / w_c), w_c = max|W_:,c| / q   (int8 per output channel, stored)
+                   Y  ~= r_t / 127 * w_c * (Xq - 128) . Wq       (MatMulIntegerToFloat, then Mul by r_t)
+
+``MatMulIntegerToFloat`` (com.microsoft) runs MLAS QGEMM: widening multiplies on AVX2, dot products on
+AVX-512 VNNI / AVX-VNNI / AMX and arm64. MatMuls that read the same input (Q, K and V) share one quantized
+copy of it. On AVX2 the u8 x s8 kernel sums pairs of products in int16 (``vpmaddubsw``), which can saturate
+when both operands use their full range: ``weight_bits=7`` (weights in -63..63) rules that out.
+
+Options measured by ``bench/int8_recipes.py``: ``smooth_alpha`` (SmoothQuant-style per-input-channel
+migration: X / s and s * W rows, s = max|X|^a / max|W|^(1-a) from calibration windows; exact in fp32) and
+``keep`` (MatMuls left fp32 by name).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from qa_tools.noise import quantizer_noise
+
+if TYPE_CHECKING:
+    import onnx
+
+_MS = "com.microsoft"
+_TINY = 1e-12  # a row of zeros (padding) gets this max instead of a division by zero
+
+
+def weight_matmuls(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """MatMul nodes whose right operand is a 2-D fp32 initializer and left operand is not."""
+    from onnx import TensorProto
+
+    inits = {i.name: i for i in model.graph.initializer}
+    return [
+        n
+        for n in model.graph.node
+        if n.op_type == "MatMul"
+        and n.input[1] in inits
+        and n.input[0] not in inits
+        and len(inits[n.input[1]].dims) == 2
+        and inits[n.input[1]].data_type == TensorProto.FLOAT
+    ]
+
+
+def quantize_weight(weights: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per output channel (column): values in -(2^(bits-1)-1)..2^(bits-1)-1 and their scales."""
+    top = float(2 ** (bits - 1) - 1)
+    scale = np.abs(weights).max(axis=0) / top
+    scale[scale == 0] = 1.0
+    values = np.clip(np.round(weights / scale), -top, top).astype(np.int8)
+    return values, scale.astype(np.float32)
+
+
+def rewrite(
+    model: onnx.ModelProto,
+    *,
+    weight_bits: int = 8,
+    keep: Collection[str] = (),
+    smooth: Mapping[str, np.ndarray] | None = None,
+    smooth_alpha: float = 0.5,
+) -> onnx.ModelProto:
+    """Replaces every weight MatMul (but those named in ``keep``) by the per-token int8 form, in place.
+
+    ``smooth``: per weight-MatMul input name, max|X| per input channel from calibration (``channel_maxima``).
+    """
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    targets = [n for n in weight_matmuls(model) if n.name not in keep]
+    groups: dict[str, list[onnx.NodeProto]] = {}
+    for node in targets:
+        groups.setdefault(node.input[0], []).append(node)
+    consts = [
+        numpy_helper.from_array(np.array([-1], np.int64), "pt_axes"),
+        numpy_helper.from_array(np.array(_TINY, np.float32), "pt_tiny"),
+        numpy_helper.from_array(np.array(1 / 127, np.float32), "pt_a_scale"),
+        numpy_helper.from_array(np.array(128, np.uint8), "pt_a_zero"),
+    ]
+    replaced: dict[str, list[onnx.NodeProto]] = {}  # first MatMul of a group -> nodes to put in its place
+    dropped: set[str] = set()
+    for g, (source, nodes) in enumerate(groups.items()):
+        p = f"pt{g}"
+        new: list[onnx.NodeProto] = []
+        x = source
+        weights = {n.name: numpy_helper.to_array(inits[n.input[1]]).astype(np.float32) for n in nodes}
+        if smooth is not None and source in smooth:
+            w_max = np.max([np.abs(w).max(axis=1) for w in weights.values()], axis=0)
+            s = np.power(np.maximum(smooth[source], 1e-5), smooth_alpha) / np.power(
+                np.maximum(w_max, 1e-5), 1 - smooth_alpha
+            )
+            s = s.astype(np.float32)
+            consts.append(numpy_helper.from_array((1 / s).astype(np.float32), f"{p}_inv_s"))
+            new.append(helper.make_node("Mul", [x, f"{p}_inv_s"], [f"{p}_xs"], name=f"{p}_smooth"))
+            x = f"{p}_xs"
+            weights = {k: w * s[:, None] for k, w in weights.items()}
+        new += [
+            helper.make_node("Abs", [x], [f"{p}_abs"], name=f"{p}_abs"),
+            helper.make_node(
+                "ReduceMax", [f"{p}_abs", "pt_axes"], [f"{p}_rmax"], name=f"{p}_rmax", keepdims=1
+            ),
+            helper.make_node("Max", [f"{p}_rmax", "pt_tiny"], [f"{p}_r"], name=f"{p}_r"),
+            helper.make_node("Div", [x, f"{p}_r"], [f"{p}_xn"], name=f"{p}_div"),
+            helper.make_node(
+                "QuantizeLinear", [f"{p}_xn", "pt_a_scale", "pt_a_zero"], [f"{p}_xq"], name=f"{p}_quant"
+            ),
+        ]
+        for node in nodes:
+            wq, w_scale = quantize_weight(weights[node.name], weight_bits)
+            q = f"{node.name}_pt"
+            consts += [numpy_helper.from_array(wq, f"{q}_wq"), numpy_helper.from_array(w_scale, f"{q}_ws")]
+            new += [
+                helper.make_node(
+                    "MatMulIntegerToFloat",
+                    [f"{p}_xq", f"{q}_wq", "pt_a_scale", f"{q}_ws", "pt_a_zero"],
+                    [f"{q}_y"],
+                    name=f"{q}_gemm",
+                    domain=_MS,
+                ),
+                helper.make_node("Mul", [f"{q}_y", f"{p}_r"], list(node.output), name=f"{q}_rescale"),
+            ]
+            dropped.add(node.name)
+        replaced[nodes[0].name] = new
+    out: list[onnx.NodeProto] = []
+    for node in graph.node:
+        if node.name in replaced:
+            out += replaced[node.name]
+        elif node.name not in dropped:
+            out.append(node)
+    del graph.node[:]
+    graph.node.extend(out)
+    used = {name for node in graph.node for name in node.input}
+    for init in list(graph.initializer):
+        if init.name not in used:
+            graph.initializer.remove(init)
+    graph.initializer.extend(consts)
+    if not any(o.domain == _MS for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(_MS, 1))
+    return model
+
+
+def channel_maxima(model_path: Path, feeds: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """max|X| per input channel of every weight MatMul's input, over the calibration feeds (fp32 graph)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_path))
+    sources = sorted({n.input[0] for n in weight_matmuls(model)})
+    known = {o.name for o in model.graph.output}
+    for name in sources:
+        if name not in known:
+            model.graph.output.append(onnx.ValueInfoProto(name=name))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    maxima: dict[str, np.ndarray] = {}
+    for feed in feeds:
+        values = session.run(sources, dict(feed))
+        for name, value in zip(sources, values, strict=True):
+            m = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            maxima[name] = np.maximum(maxima[name], m) if name in maxima else m
+    return maxima
+
+
+@quantizer_noise()
+def per_token(
+    fp32: Path,
+    path: Path,
+    *,
+    weight_bits: int = 8,
+    fusions: bool = True,
+    embeddings: bool = True,
+    keep: Collection[str] = (),
+    calibration: Sequence[Mapping[str, np.ndarray]] = (),
+    smooth_alpha: float = 0.5,
+) -> None:
+    """The recipe over the fp32 export: ONNX Runtime's transformer fusions (as the faithful recipe, without the
+    packed Attention), every weight MatMul per-token int8 (``rewrite``), embedding tables in 8-bit blocks.
+
+    ``calibration``: model inputs (windows) for the SmoothQuant-style migration with ``smooth_alpha``, its
+    channel maxima measured on the graph being rewritten; empty: no migration.
+    """
+    import onnx
+    import onnx_ir as ir
+    from onnxscript.rewriter.ort_fusions import optimize_for_ort
+
+    from qa_tools.quantize import BLOCK_SIZE, _scratch_cwd, _without_packed_attention, quantize_embeddings
+
+    fp32, path = Path(fp32).resolve(), Path(path).resolve()
+    with _scratch_cwd() as scratch, _without_packed_attention():
+        source = fp32
+        if fusions:
+            fused, _ = optimize_for_ort(ir.load(str(fp32)))
+            source = scratch / "fused.onnx"
+            ir.save(fused, str(source))
+        model = onnx.load(str(source))
+        smooth = channel_maxima(source, calibration) if calibration else None
+    rewrite(model, weight_bits=weight_bits, keep=keep, smooth=smooth, smooth_alpha=smooth_alpha)
+    if embeddings:
+        quantize_embeddings(model, BLOCK_SIZE)
+    onnx.save(model, str(path))
+
+
+def sensitivity(
+    model_path: Path, feeds: Sequence[Mapping[str, np.ndarray]], **options: object
+) -> list[tuple[str, float]]:
+    """Each weight MatMul ranked by the damage it alone does when per-token quantized (worst first).
+
+    Damage: mean over ``feeds`` of the largest absolute change of any output logit against the fp32 graph.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    base = onnx.load(str(model_path))
+    names = [n.name for n in weight_matmuls(base)]
+
+    def outputs(model: onnx.ModelProto) -> list[list[np.ndarray]]:
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return [session.run(None, dict(feed)) for feed in feeds]
+
+    reference = outputs(base)
+    damage = []
+    for name in names:
+        model = onnx.load(str(model_path))
+        rewrite(model, keep=set(names) - {name}, **options)  # type: ignore[arg-type]
+        got = outputs(model)
+        worst = [
+            max(float(np.abs(a - b).max()) for a, b in zip(g, r, strict=True))
+            for g, r in zip(got, reference, strict=True)
+        ]
+        damage.append((name, float(np.mean(worst))))
+    return sorted(damage, key=lambda item: -item[1])

@@ -1,0 +1,105 @@
+"""The per-token int8 rewrite (qa_tools.per_token) run through ONNX Runtime's own kernels on a tiny graph.
+
+Exactness: ORT's result equals the per-token quantization computed independently in numpy (quantize, integer
+product, dequantize) to float rounding, and stays within the quantization error bound of the fp32 product.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from qa_tools.per_token import quantize_weight, rewrite, weight_matmuls
+
+K, N = 64, 48
+
+
+def two_projections(w1: np.ndarray, w2: np.ndarray, bias: np.ndarray) -> onnx.ModelProto:
+    """x -> (x . w1 + bias, x . w2): two weight MatMuls sharing their input, as Q/K/V projections do."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, K])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y1", "y2")]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["m1"], name="proj1"),
+        helper.make_node("Add", ["m1", "bias"], ["y1"], name="bias1"),
+        helper.make_node("MatMul", ["x", "w2"], ["y2"], name="proj2"),
+    ]
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (w2, "w2"), (bias, "bias"))]
+    graph = helper.make_graph(nodes, "tiny", [x], outs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10)
+
+
+def run(model: onnx.ModelProto, x: np.ndarray) -> list[np.ndarray]:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return [np.asarray(y) for y in session.run(["y1", "y2"], {"x": x})]
+
+
+def emulate(x: np.ndarray, w: np.ndarray, bits: int) -> np.ndarray:
+    """The per-token product in numpy: per-row activation scale, per-column weight scale, exact integers.
+    Activations are quantized in float32 as the graph does (Div by the row max, QuantizeLinear at 1/127)."""
+    x = x.astype(np.float32)
+    r = np.maximum(np.abs(x).max(-1, keepdims=True), np.float32(1e-12))
+    xq = np.clip(np.round((x / r) / np.float32(1 / 127)), -127, 127)  # round half to even, as QuantizeLinear
+    wq, w_scale = quantize_weight(w, bits)
+    acc = xq.astype(np.int64) @ wq.astype(np.int64)
+    return acc.astype(np.float64) / 127 * w_scale * r.astype(np.float64)
+
+
+@pytest.fixture
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, K)).astype(np.float32)
+    x[0, 1] *= 40.0  # an outlier token: per-token scales keep the other tokens' resolution
+    x[1, 3] = 0.0  # a zero row (padding): no division by zero, exact zeros out
+    w1 = rng.normal(0, 0.1, size=(K, N)).astype(np.float32)
+    w2 = rng.normal(0, 0.1, size=(K, N)).astype(np.float32)
+    w2[:, 0] = 0.0  # an all-zero output channel
+    return x, w1, w2, rng.normal(size=N).astype(np.float32)
+
+
+@pytest.mark.parametrize("bits", [8, 7])
+def test_the_rewrite_is_the_exact_per_token_dequantisation(bits: int, data: tuple[np.ndarray, ...]) -> None:
+    x, w1, w2, bias = data
+    model = rewrite(two_projections(w1, w2, bias), weight_bits=bits)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("MatMulIntegerToFloat") == 2 and "MatMul" not in ops
+    assert ops.count("QuantizeLinear") == 1  # the shared input is quantized once
+    assert {i.name for i in model.graph.initializer}.isdisjoint({"w1", "w2"})  # no fp32 copy kept
+    y1, y2 = run(model, x)
+    for got, w, b in ((y1, w1, bias), (y2, w2, 0.0)):
+        expected = emulate(x, w, bits) + b
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+        exact = x.astype(np.float64) @ w + b
+        # Quantization error bound: half a step of each operand, summed over K.
+        r = np.abs(x).max(-1, keepdims=True)
+        bound = K * (r / 127 / 2 * np.abs(w).max() + r * np.abs(w).max(0) / (2 ** (bits - 1) - 1) / 2) + 1e-5
+        assert np.all(np.abs(got - exact) <= bound)
+    assert np.all(y2[1, 3] == 0.0) and np.all(y2[..., 0] == 0.0)
+    # The outlier token does not coarsen the others: their error is that of unit-scale rows.
+    normal = np.abs(y1 - (x.astype(np.float64) @ w1 + bias))[1]
+    assert normal.max() < 0.05 * np.abs(x[1] @ w1).max()
+
+
+def test_kept_matmuls_stay_fp32_and_exact(data: tuple[np.ndarray, ...]) -> None:
+    x, w1, w2, bias = data
+    model = rewrite(two_projections(w1, w2, bias), keep={"proj2"})
+    assert [n.name for n in weight_matmuls(model)] == ["proj2"]
+    y1, y2 = run(model, x)
+    np.testing.assert_allclose(y2, x @ w2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y1, emulate(x, w1, 8) + bias, rtol=1e-5, atol=1e-4)
+
+
+def test_smoothing_is_exact_in_fp32_and_only_moves_the_grid(data: tuple[np.ndarray, ...]) -> None:
+    """X / s and s * W rows: the product is unchanged; the quantized result follows the smoothed operands."""
+    x, w1, w2, bias = data
+    maxima = {"x": np.abs(x).reshape(-1, K).max(0)}
+    model = rewrite(two_projections(w1, w2, bias), smooth=maxima, smooth_alpha=0.5)
+    w_max = np.maximum(np.abs(w1).max(1), np.abs(w2).max(1))
+    s = (np.maximum(maxima["x"], 1e-5) ** 0.5 / np.maximum(w_max, 1e-5) ** 0.5).astype(np.float32)
+    xs, w1s = x * (1 / s).astype(np.float32), w1 * s[:, None]  # the graph multiplies by 1/s
+    exact = x.astype(np.float64) @ w1
+    np.testing.assert_allclose(xs.astype(np.float64) @ w1s, exact, rtol=1e-4, atol=1e-4)  # exact migration
+    y1, _ = run(model, x)
+    np.testing.assert_allclose(y1, emulate(xs, w1s.astype(np.float32), 8) + bias, rtol=1e-5, atol=1e-4)
