@@ -38,6 +38,7 @@ from handler import variants as registry
 from handler.store import (
     MANIFEST_NAME,
     FileEntry,
+    Golden,
     Manifest,
     ManifestError,
     S3Location,
@@ -45,7 +46,6 @@ from handler.store import (
     make_client,
     variants_for,
 )
-from handler.store.golden import Golden
 from qa_tools.fidelity import gate, golden
 from qa_tools.progress import reporter
 

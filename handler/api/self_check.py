@@ -14,7 +14,7 @@ from typing import Any
 
 from handler.api.errors import BadRequest, failure
 from handler.api.schemas import PredictRequest
-from handler.runtime import cpu
+from handler.hardware import cpu
 from handler.service import QAService
 from handler.store.golden import GoldenAnswer
 

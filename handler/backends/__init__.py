@@ -12,8 +12,8 @@ from typing import Protocol
 import numpy as np
 
 from handler import variants
+from handler.hardware import threads
 from handler.model_files import ModelFiles, as_model_files
-from handler.runtime import threads
 
 
 class Backend(Protocol):
@@ -27,7 +27,7 @@ class Backend(Protocol):
 
 
 def available_cpus() -> int:
-    """Intra-op threads for this sandbox: the rule of ``handler.runtime.threads`` (from Lambda's CPU share)."""
+    """Intra-op threads for this sandbox: the rule of ``handler.hardware.threads`` (from Lambda's CPU share)."""
     return threads.plan().threads
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnxruntime as ort
 
-from handler.runtime.threads import allow_spinning
+from handler.hardware.threads import allow_spinning
 from handler.variants import Variant
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ SPINNING = "session.intra_op.allow_spinning"
 
 def session_options(threads: int, spinning: bool | None = None) -> ort.SessionOptions:
     """Tuned for a Lambda sandbox: one request at a time, ``threads`` from the CPU share
-    (``handler.runtime.threads``); idle workers spin only when the share covers them all."""
+    (``handler.hardware.threads``); idle workers spin only when the share covers them all."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     if not (allow_spinning(threads) if spinning is None else spinning):

@@ -26,8 +26,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from handler.answer_cache import ModelIdentity, make_cache
 from handler.engine import QAEngine
 from handler.errors import MODEL_LOAD_FAILED
+from handler.hardware import cpu, threads
 from handler.observability import logger, metrics
-from handler.runtime import cpu, threads
 from handler.service import QAService, TimeBudget
 from handler.settings import Settings
 from handler.store import WarmupReport, open_baked, warm_from_s3

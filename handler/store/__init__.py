@@ -2,7 +2,7 @@
 
 ``warm`` orchestrates; ``manifest`` says what was published and ``manifest_fetch`` reads it from S3 (or says
 why it cannot); ``choice`` picks disk or memory; ``download`` (to disk) and ``memory`` fetch and hash; ``cache``
-keeps verified copies in MODEL_DIR; ``baked`` checks a model in the image; ``report`` says what a warm-up did;
+keeps verified copies in MODEL_DIR; ``baked`` checks a model in the image; ``report`` says what a warm-up did; ``golden`` holds the manifest's golden answers;
 ``s3`` talks to S3 and explains its errors; ``errors`` names every cause.
 
 ``__all__`` is the surface other packages (``qa_tools``, ``bench``) import. It holds only what ``warm``
@@ -13,6 +13,7 @@ imports them in the download thread, not before it starts.
 from handler.store.baked import open_baked
 from handler.store.choice import choose_store
 from handler.store.errors import ModelStoreError
+from handler.store.golden import Golden, GoldenAnswer
 from handler.store.manifest import (
     MANIFEST_NAME,
     FileEntry,
@@ -29,6 +30,8 @@ from handler.store.warm import warm_from_s3, warm_into_memory, warm_model
 __all__ = [
     "MANIFEST_NAME",
     "FileEntry",
+    "Golden",
+    "GoldenAnswer",
     "Manifest",
     "ManifestError",
     "ModelStoreError",

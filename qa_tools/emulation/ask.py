@@ -41,7 +41,7 @@ def ask(
 ) -> dict[str, Any]:
     """Every question's ``top_k`` answers from a fresh service of ``variant_name``; timings in seconds."""
     from handler import variants
-    from handler.api.direct import handle_direct
+    from handler.api import handle_direct
     from handler.runtime.loader import load_service
     from handler.settings import Settings
 
@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     questions = json.loads(args.questions.read_text(encoding="utf-8"))
     result_fd = os.dup(1)
     os.dup2(2, 1)  # the function's logs (stdout on Lambda) go to stderr here
-    from handler.runtime import cpu
+    from handler.hardware import cpu
 
     results = {name: ask(args.model, name, questions, args.top_k) for name in args.variant}
     report = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from handler.engine import QAEngine
-from handler.store.golden import Golden, GoldenAnswer
+from handler.store import Golden, GoldenAnswer
 from qa_tools.fidelity import PROBES
 from qa_tools.fidelity.gate import BATCH, probe_set
 

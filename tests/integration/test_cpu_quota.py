@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from handler.runtime import cpu
-from handler.runtime.threads import MB_PER_VCPU, MEMORY_ENV, plan
+from handler.hardware import cpu
+from handler.hardware.threads import MB_PER_VCPU, MEMORY_ENV, plan
 
 REPO = Path(__file__).resolve().parents[2]
 CPU_ROOT = Path("/sys/fs/cgroup/cpu")
@@ -31,7 +31,7 @@ BURN_S = 1.0
 
 CHILD = f"""
 import hashlib, json, os, sys, threading, time
-from handler.runtime.threads import plan
+from handler.hardware.threads import plan
 from handler.backends.onnx_backend import SPINNING, session_options
 
 chosen = plan()

@@ -15,7 +15,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from handler.runtime import cpu
+from handler.hardware import cpu
 from handler.store.manifest import MANIFEST_NAME, Manifest
 from qa_tools import audit
 from qa_tools.fidelity import gate

@@ -1,8 +1,8 @@
-"""handler.runtime.cpu: the CPU model and int8 instructions a self-check reports, from /proc/cpuinfo."""
+"""handler.hardware.cpu: the CPU model and int8 instructions a self-check reports, from /proc/cpuinfo."""
 
 from __future__ import annotations
 
-from handler.runtime import cpu
+from handler.hardware import cpu
 from qa_tools.emulation.machines import GRAVITON2_CPUINFO
 
 X86_VNNI = """processor\t: 0

@@ -22,10 +22,11 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"service"}),  # limits, time budget, one answer path
     frozenset({"contract"}),  # request and response models
     frozenset({"settings"}),  # every environment variable, validated
+    frozenset({"answer_cache"}),  # answers already given, keyed by everything that decides them
     frozenset({"engine", "store"}),  # tokenization + backend + decoding | a published model made local
     frozenset({"backends"}),  # torch / ONNX Runtime behind one protocol
     frozenset({"variants"}),  # the registry of backend variants
-    frozenset({"errors", "model_files", "observability"}),  # leaves
+    frozenset({"errors", "model_files", "observability", "hardware"}),  # leaves (hardware: CPU, its share)
 )
 LEVEL = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 

@@ -35,6 +35,8 @@ SURFACES: dict[str, list[str]] = {
     "handler.store": [
         "MANIFEST_NAME",
         "FileEntry",
+        "Golden",
+        "GoldenAnswer",
         "Manifest",
         "ManifestError",
         "ModelStoreError",

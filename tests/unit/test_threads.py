@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from handler.runtime import cpu, threads
-from handler.runtime.threads import MEMORY_ENV, plan
+from handler.hardware import cpu, threads
+from handler.hardware.threads import MEMORY_ENV, plan
 
 # memory MB -> (threads, spinning) on a sandbox that sees 2 cores (Lambda: every size up to 3,008 MB)
 TWO_CORES = {
