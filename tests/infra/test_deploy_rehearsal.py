@@ -26,6 +26,7 @@ from moto.server import ThreadedMotoServer
 
 from qa_tools.deploy_calls import CALLS
 from tests.fixtures import ROOT
+from tests.fixtures.iam import allowed, statements
 from tests.fixtures.sam import SAM_INSTALL, SAM_VENV
 
 SCRIPT = ROOT / "tests" / "fixtures" / "sam_rehearsal.py"
@@ -131,6 +132,24 @@ def _reaches_the_push(result: subprocess.CompletedProcess[str], project: Project
     return actions
 
 
+def _assert_the_deploy_role_allows(recorded: list[dict]) -> None:
+    """Each call SAM CLI made, on the resource it named, against iam/sam-deploy-role.json (moto's account)."""
+    text = (ROOT / "iam" / "sam-deploy-role.json").read_text()
+    policy = statements(json.loads(text.replace("ACCOUNT_ID", "123456789012").replace("REGION", REGION)))
+    for call in recorded:
+        service, operation, params = call["service"], call["operation"], call["params"]
+        if service == "sts":
+            continue  # GetCallerIdentity needs no permission
+        if service == "cloudformation":
+            arn = f"arn:aws:cloudformation:{REGION}:123456789012:stack/{params['StackName']}/some-id"
+        elif service == "s3":
+            arn = f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"
+            operation = "GetObject" if operation == "HeadObject" else operation
+        else:
+            arn = "*"
+        assert allowed(policy, f"{service}:{operation}", arn), f"the deploy role may not {operation} on {arn}"
+
+
 def _assert_in_the_table(actions: list[str]) -> None:
     tabled = {c.action.replace("HeadObject", "GetObject") for c in CALLS if c.principal == "sam-deploy"}
     as_iam = {a.replace("s3:HeadObject", "s3:GetObject") for a in actions}  # HeadObject is s3:GetObject
@@ -142,7 +161,8 @@ def test_committed_samconfig_deploys_up_to_the_image_push(tmp_path: Path, aws: s
     project.seed_managed_bucket_stack()
     first = _reaches_the_push(project.run("sam", "deploy", "--no-progressbar"), project)
     assert "cloudformation:CreateStack" in first
-    uploads = [c for c in project.recorded() if c["operation"] == "PutObject"]
+    first_calls = project.recorded()
+    uploads = [c for c in first_calls if c["operation"] == "PutObject"]
     assert uploads and all(c["params"]["Key"].startswith("extractive-qa/") for c in uploads)  # s3_prefix
     # The repository the companion stack made is the one the deploy role may push to.
     fake = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -153,6 +173,7 @@ def test_committed_samconfig_deploys_up_to_the_image_push(tmp_path: Path, aws: s
     second = _reaches_the_push(project.run("sam", "deploy", "--no-progressbar"), project)
     assert {"cloudformation:UpdateStack", "cloudformation:ListStackResources"} <= set(second)
     _assert_in_the_table(first + second)
+    _assert_the_deploy_role_allows(first_calls + project.recorded())
 
 
 def test_without_resolve_s3_the_deploy_stops_before_anything(tmp_path: Path, aws: str) -> None:
