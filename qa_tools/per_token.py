@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qa_tools.noise import quantizer_noise
+from qa_tools.export_log_filters import quantizer_noise
 
 if TYPE_CHECKING:
     import onnx
