@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from handler.api.errors import BadRequest, failure
-from handler.api.schemas import PredictRequest
+from handler.contract import PredictRequest
 from handler.hardware import cpu
 from handler.service import QAService
 from handler.store.golden import GoldenAnswer
