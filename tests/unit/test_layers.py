@@ -61,10 +61,16 @@ def upward_imports(module: str, source: str) -> list[str]:
     here = unit_of(module)
     if here is None:
         return []
+    if here not in LEVEL:
+        return [f"{module} has no place in LAYERS"]
     problems: list[str] = []
     for line, target in imported_modules(source):
         there = unit_of(target)
-        if there is not None and there != here and LEVEL[there] <= LEVEL[here]:
+        if there is None or there == here:
+            continue
+        if there not in LEVEL:
+            problems.append(f"{module}:{line} imports {target}, whose module has no place in LAYERS")
+        elif LEVEL[there] <= LEVEL[here]:
             problems.append(
                 f"{module}:{line} ({here}, layer {LEVEL[here]}) imports {target} (layer {LEVEL[there]})"
             )
@@ -96,6 +102,7 @@ def test_no_import_runs_back_up_a_layer() -> None:
         ("from handler.store.cache import entry_dir\n", False),  # inside the unit
         ("from handler.variants import get\n", False),  # down
         ("import json\n", False),
+        ("from handler.newcomer import x\n", True),  # a module not yet placed in LAYERS
     ],
 )
 def test_the_check_sees_an_upward_import(source: str, upward: bool) -> None:
