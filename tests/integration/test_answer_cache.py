@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,7 @@ def test_a_cached_answer_is_identical_to_a_fresh_one(
     tiny_bert_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
     request_: dict[str, Any],
 ) -> None:
     off = app_factory(MODEL_LOCAL_PATH=str(tiny_bert_dir), ANSWER_CACHE_ENTRIES="0")
@@ -75,16 +77,18 @@ def test_a_cached_answer_is_identical_to_a_fresh_one(
     recorder = Recorder(app.SERVICE.engine.backend)
     monkeypatch.setattr(app.SERVICE.engine, "backend", recorder)
     capsys.readouterr()
-    first = invoke(app, request_)
-    passes = recorder.passes
-    second = invoke(app, request_)
+    with caplog.at_level(logging.DEBUG):
+        first = invoke(app, request_)
+        passes = recorder.passes
+        second = invoke(app, request_)
     out = capsys.readouterr().out
     assert passes > 0 and recorder.passes == passes, "the repeat must not run the model"
     assert first == fresh and second == fresh, "cached and fresh answers must be identical, scores included"
     assert metric_names(out).count("AnswerCacheMisses") == 1
     assert metric_names(out).count("AnswerCacheHits") == 1
+    assert caplog.records, "the handler logs each invocation (Powertools): the check below must see them"
     for text in (QUESTION, "most populous city"):
-        assert text not in out, "request text must never reach the logs"
+        assert text not in out + caplog.text, "request text must never reach the logs"
 
 
 def test_the_off_switch_runs_the_model_every_time(

@@ -11,6 +11,7 @@ however loaded the machine is (a loaded machine gives it less, never more). Need
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -129,14 +130,13 @@ def test_the_child_chooses_the_rule_s_threads(group: Path, memory_mb: int) -> No
 
 
 def test_init_logs_the_cpu_and_the_threads_once(
-    app_factory: Any, tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    app_factory: Any, tiny_bert_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv(MEMORY_ENV, "1024")
-    capsys.readouterr()
-    app = app_factory(MODEL_LOCAL_PATH=str(tiny_bert_dir), QA_BACKEND="torch")
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-    loaded = [line for line in lines if line.get("message") == "model loaded"]
-    assert len(loaded) == 1
-    assert loaded[0]["cpu_model"] == cpu.cpu_model() and loaded[0]["cpu_int8"]
-    assert (loaded[0]["threads"], loaded[0]["memory_mb"], loaded[0]["spinning"]) == ("1", "1024", "off")
+    with caplog.at_level(logging.INFO):
+        app = app_factory(MODEL_LOCAL_PATH=str(tiny_bert_dir), QA_BACKEND="torch")
+    [loaded] = [r for r in caplog.records if r.getMessage() == "model loaded"]
+    fields = vars(loaded)
+    assert fields["cpu_model"] == cpu.cpu_model() and fields["cpu_int8"]
+    assert (fields["threads"], fields["memory_mb"], fields["spinning"]) == ("1", "1024", "off")
     assert app.SERVICE.engine.backend.threads == 1
