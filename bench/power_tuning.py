@@ -3,13 +3,13 @@ Tuning would measure it -- init, latency per request and cost per million reques
 
     python bench/power_tuning.py --seeds-python .venv-ref/bin/python [--minilm] [--requests 8]
         [--memory 1024,1769,2048,3008,3538,5307] [--configs seeds,torch,onnx-fp32,onnx-int8,onnx-int8-fast]
-        [--chart docs/power-tuning.png]
+        [--chart CHART.png]
 
 For each memory size, each configuration (``bench/coldstart.py``'s five: the seeds' recipe and our four
 variants) is a fresh sandbox process started inside its own cgroup v1 group whose CFS quota is Lambda's
 share for that size -- memory / 1,769 MB vCPUs -- capped at this machine's cores (``bench/_cgroup.py``; 5,307
 MB sees 3 cores on Lambda, here at most 2). Our sandboxes get ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``, so they
-choose their threads by the function's rule (``handler.runtime.threads``). Each cold-starts through the real
+choose their threads by the function's rule (``handler.hardware.threads``). Each cold-starts through the real
 handler (``bench/_probe.py``: imports, download from a local S3, load, warm-up, first answer; the seeds'
 recipe through ``bench/_seeds_recipe.py``), then answers ``--requests`` warm direct invokes, one question on
 one SQuAD paragraph each, interleaved across the configurations of that size so load from other work hits all

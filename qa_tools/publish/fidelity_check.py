@@ -10,9 +10,9 @@ from pathlib import Path
 from handler import variants as registry
 from handler.store import Golden
 from qa_tools.fidelity import gate, golden
+from qa_tools.progress import reporter
 from qa_tools.publish.build import build
 from qa_tools.publish.log import log
-from qa_tools.progress import reporter
 
 
 def check_fidelity(
