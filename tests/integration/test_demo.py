@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def repo(tmp_path: Path) -> Path:
     return copy
 
 
-def run(args: list[str], cwd: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
+def run(args: Sequence[str | bytes], cwd: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
     tmp.mkdir(exist_ok=True)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "TMPDIR": str(tmp), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -82,6 +83,10 @@ def test_question_and_context_go_together(repo: Path, tmp_path: Path, given: lis
     ("model", "says"),
     [
         ("models/tiny/missing", "pass a directory holding config.json"),
+        (
+            str(ROOT / "events"),
+            f"{ROOT / 'events'} is not a model directory (no config.json)",
+        ),  # not a tokenizer error
         ("someone/some-model", "without internet, pass a local model directory"),  # HF_HUB_OFFLINE=1
         ("models/typo", "and there is no directory"),  # a relative path or a Hub id: both are said
     ],
