@@ -7,6 +7,7 @@ tested in tests/infra/test_scripts.py) is replaced by a stub that prints, to pro
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -103,3 +104,21 @@ def test_a_model_that_cannot_be_found_is_one_clear_line(
     assert len(errors) == 1 and says in errors[0], done.stderr
     assert "Traceback" not in done.stderr
     assert not list(tmp.iterdir())
+
+
+@pytest.mark.parametrize("option", ["--question", "--context"])
+def test_arguments_are_checked_before_anything_starts(
+    repo: Path, tiny_bert_dir: Path, tmp_path: Path, option: str
+) -> None:
+    """A question that is not UTF-8 is refused at once, not after publish and init."""
+    given = {"--question": "Who built it?", "--context": "Engineers built it."}
+    args = [os.fsencode(a) for a in (str(ROOT / "scripts" / "demo.py"), str(tiny_bert_dir))]
+    for name, value in given.items():  # argv as bytes, one of them not UTF-8
+        args += [name.encode(), value.encode() + (b"\xff" if name == option else b"")]
+    done = run([str(repo / ".venv" / "bin" / "python"), *args], tmp_path, tmp_path / "tmp")
+    assert done.returncode == 2 and done.stdout == ""
+    assert (
+        done.stderr.strip()
+        == f"error: {option} is not UTF-8 text: check the encoding of your terminal or of the file it came from"
+    )
+    assert "==> [1/3]" not in done.stderr  # nothing was published or started
