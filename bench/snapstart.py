@@ -12,7 +12,7 @@ processes (``_snapshot_probe``), the configurations interleaved round by round.
   runs them). Reported: init seconds, hooks seconds, RSS after init and after the hooks (the memory the
   snapshot holds), peak RSS, bytes left under MODEL_DIR (the disk the snapshot holds), and the first request
   (one full 384-token window) in that process. A real snapshot and restore cannot run here: on AWS,
-  ``Restore Duration`` in the REPORT line is the figure (see README "Cold starts" for the commands).
+  ``Restore Duration`` in the REPORT line is the figure (see docs/cold-starts.md for the commands).
 * Revisions table (``--revisions``): init seconds and first request of each git revision's ``handler/``,
   exported with ``git archive``, for one configuration (``--variant``, on-demand); ratios against the first.
   ``REV:NAME=VALUE`` adds an environment variable for that entry (e.g. ``HEAD:MODEL_STORE=memory``).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (.venv, SAM CLI in .sam-venv), lints, runs pytest, then the
-# torch-free tests again on the onnx image's Python 3.12 (scripts/test-onnx.sh, its own .venv-onnx).
+# The test command: installs what the tests need (.venv, SAM CLI in .sam-venv), lints, builds the docs site
+# (docs/, mkdocs.yml) with --strict, runs pytest, then the torch-free tests again on the onnx image's Python 3.12
+# (scripts/test-onnx.sh, its own .venv-onnx).
 # Extra arguments go to the first pytest run, e.g. `bash scripts/test.sh -k engine`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,10 @@ bash scripts/install-sam.sh
 echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "==> the docs site (mkdocs build --strict: a broken link or anchor fails)"
+site="$(mktemp -d)"
+trap 'rm -rf "$site"' EXIT  # nothing left in /tmp or the work tree
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site"
 echo "==> pytest on $(.venv/bin/python --version) (.venv)"
 .venv/bin/python -m pytest --basetemp="$RUN_TMP/pytest" "$@"
 echo "==> the onnx image's tests on its Python (scripts/test-onnx.sh)"

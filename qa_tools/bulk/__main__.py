@@ -1,4 +1,4 @@
-"""Bulk question answering: ``python -m qa_tools.bulk {run,submit,convert}`` (README, "Bulk jobs").
+"""Bulk question answering: ``python -m qa_tools.bulk {run,submit,convert}`` (docs/bulk-jobs.md).
 
   run INPUT OUTPUT --model M       the job on this machine: JSONL or SQuAD-format INPUT, JSONL OUTPUT
   submit s3://B/in.jsonl s3://B/results/ --state-machine ARN

@@ -55,6 +55,6 @@ def batch_limits(
 
 
 # The template's defaults: roberta-base on torch, 2 vCPUs, 4,172 ms per batch of eight 384-token windows
-# (README "Performance", warm 384 p50), and SQuAD 2.0 dev as JSONL items with gold answers (1.02 windows and
+# (docs/performance.md, warm 384 p50), and SQuAD 2.0 dev as JSONL items with gold answers (1.02 windows and
 # 973 bytes per window, measured with a BERT WordPiece tokenizer at 384/128 tokens).
 REFERENCE = {"ms_per_window": 4172 / 8, "windows_per_item": 1.02, "bytes_per_window": 973}

@@ -65,7 +65,7 @@ def test_snapstart_applies_to_the_published_versions_the_alias_serves(template: 
 
 def test_default_is_off(template: dict[str, Any]) -> None:
     """The default image (onnx int8) cold-starts in a few seconds; SnapStart would add a cache charge per
-    published version and a restore charge larger than that init (README, "Cold starts")."""
+    published version and a restore charge larger than that init (docs/cold-starts.md)."""
     assert template["Parameters"]["SnapStart"]["Default"] == "Off"
     assert failing_assertions(template) == []
 

@@ -257,7 +257,7 @@ def _version(stack: Deployed) -> str:
 
 
 def test_a_new_image_publishes_a_new_version_and_a_parameter_alone_does_not() -> None:
-    """What the README's "parameter-only changes" note says: SAM hashes parameter Refs unresolved."""
+    """What docs/deploy.md's "parameter-only changes" note says: SAM hashes parameter Refs unresolved."""
     first = _version(translate())
     assert _version(translate(image_uri=IMAGE_URI.replace("0123456789ab", "ba9876543210"))) != first
     assert _version(translate(MemorySize="4096", LogLevel="DEBUG")) == first
@@ -273,7 +273,7 @@ def test_logs_are_kept_for_the_retention_period(stack: Deployed, template: dict[
 
 
 def test_the_default_image_fits_the_10_s_init(template: dict[str, Any]) -> None:
-    """torch takes ~13 s to the first answer on the README's benchmark, ONNX int8 ~3.4 s."""
+    """torch takes ~13 s to the first answer on the benchmark (docs/performance.md), ONNX int8 ~3.4 s."""
     assert template["Parameters"]["ImageVariant"]["Default"] == "onnx"
     assert template["Parameters"]["OnnxPrecision"]["Default"] == "int8"
 

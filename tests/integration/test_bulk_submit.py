@@ -1,6 +1,6 @@
 """``python -m qa_tools.bulk submit``: its requests (botocore Stubber) and a whole job on a local Step Functions
 (moto server on 127.0.0.1 executing the template's own definition, adapted only where moto cannot follow:
-``tests.fixtures.bulk.MOTO_GAPS``). What neither can show is listed in the README's "Bulk jobs"."""
+``tests.fixtures.bulk.MOTO_GAPS``). What neither can show is listed in docs/bulk-jobs.md."""
 
 from __future__ import annotations
 

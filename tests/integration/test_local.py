@@ -218,7 +218,7 @@ def test_invoke_answers_every_sample_event_with_its_documented_status(
     tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
     names = sorted(p.name for p in EVENTS.glob("*.json"))
-    assert names == sorted(EXPECTED), "every sample event is documented in the README's table"
+    assert names == sorted(EXPECTED), "every sample event is documented in docs/local-development.md's table"
     inline = {"question": "Who wrote it?", "context": "Ada wrote it."}
     events = [f"events/{n}" for n in names]
     done = run_command(
