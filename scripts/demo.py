@@ -63,6 +63,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments, found before the local S3, the publish and the function's init start,
+    so a mistake costs no wait; None if nothing is."""
+    from qa_tools.publish import local_source
+
+    for option in ("question", "context"):
+        text: str | None = getattr(args, option)
+        try:
+            (text or "").encode("utf-8")
+        except UnicodeEncodeError:  # undecodable bytes in argv arrive as lone surrogates
+            return f"--{option} is not UTF-8 text: check the encoding of your terminal or of the file it came from"
+    try:
+        local_source(args.model)  # a Hub id is checked when fetched
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def step(message: str) -> float:
     print(f"==> {message}", file=sys.stderr, flush=True)
     return time.perf_counter()
@@ -93,6 +111,10 @@ def own_tmp() -> Iterator[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    problem = argument_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     with own_tmp():
         return run(args)
 

@@ -17,9 +17,7 @@ echo "==> ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 echo "==> the docs site (mkdocs build --strict: a broken link or anchor fails)"
-site="$(mktemp -d)"
-trap 'rm -rf "$site"' EXIT  # nothing left in /tmp or the work tree
-NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site"
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$RUN_TMP/site"  # removed with the run's
 echo "==> pytest on $(.venv/bin/python --version) (.venv)"
 .venv/bin/python -m pytest --basetemp="$RUN_TMP/pytest" "$@"
 echo "==> the onnx image's tests on its Python (scripts/test-onnx.sh)"

@@ -105,9 +105,8 @@ def _invoke(setup: config.LocalSetup, events: list[tuple[str, bytes]]) -> int:
             sys.stdout.buffer.write(result.body + b"\n")
             sys.stdout.flush()
             _log(result.report(setup.function.memory_mb))
-            _log(
-                f"==> {_label(name)}: {summary(result, function.model_failure())}"
-            )  # the last line: read first
+            # The status line comes last, after the function's logs and the REPORT line: where a person looks.
+            _log(f"==> {_label(name)}: {summary(result, function.model_failure())}")
             failed |= not result.ok or (status(result) or 0) >= 500
             if result.kind == "init_error":  # every other event would fail the same way
                 break

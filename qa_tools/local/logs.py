@@ -9,6 +9,7 @@ puts it in its own status line, the last line a person reads.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import select
@@ -20,6 +21,7 @@ from handler.errors import MODEL_LOAD_FAILED
 
 SETTLE_S = 2.0  # at most this long for the relay to catch up with what the runtime wrote before it answered
 _READ = 1 << 16
+_MAX_LINE = 1 << 20  # a longer line (a huge print) is relayed but not kept for reading
 
 
 class LogRelay:
@@ -27,6 +29,7 @@ class LogRelay:
 
     def __init__(self, sink: int | IO[Any] | None) -> None:
         self.sink = sink
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")  # a character may span two reads
         self.model_failure: str | None = None  # "AccessDenied: no AWS credentials to read s3://..."
         self._read_fd, self.write_fd = os.pipe()
         self._partial = b""
@@ -72,6 +75,8 @@ class LogRelay:
         *lines, self._partial = (self._partial + chunk).split(b"\n")
         for line in lines:
             self._note(line)
+        if len(self._partial) > _MAX_LINE:
+            self._partial = b"..."  # never JSON: the rest of this line is not read
 
     def _flush_partial(self) -> None:
         if self._partial:
@@ -91,7 +96,7 @@ class LogRelay:
             while view:
                 view = view[os.write(self.sink, view) :]
         else:
-            self.sink.write(data.decode("utf-8", "replace"))
+            self.sink.write(self._decoder.decode(data))
             self.sink.flush()
 
 

@@ -101,10 +101,10 @@ class Sandbox:
         self.config = config
         self.reported_init = False
         self.api = RuntimeAPI(config.arn)
-        self.logs = LogRelay(log)
         self.dir = Path(tempfile.mkdtemp(prefix="qa-local-sandbox-"))
         self.tmp = self.dir / "tmp"
         self.task_root = self.dir / "task"
+        self.logs = LogRelay(log)  # the runtime's stdout and stderr, relayed to ``log``
         try:
             self.tmp.mkdir()
             self.task_root.mkdir()

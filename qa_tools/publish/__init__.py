@@ -22,6 +22,7 @@ One module per job: ``source`` (a directory or Hub id, normalised; the files the
 from qa_tools.publish.cli import main
 from qa_tools.publish.pipeline import publish
 from qa_tools.publish.result import PublishResult
+from qa_tools.publish.source import local_source
 from qa_tools.publish.upload import SHA256_METADATA
 
-__all__ = ["SHA256_METADATA", "PublishResult", "main", "publish"]
+__all__ = ["SHA256_METADATA", "PublishResult", "local_source", "main", "publish"]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from handler import variants as registry
+from handler.model_files import directory_problem
 from handler.store import MANIFEST_NAME, check_key, variants_for
 from qa_tools.publish.log import log
 
@@ -17,17 +18,32 @@ _LEGACY_WEIGHTS = (".bin", ".h5", ".msgpack", ".ot", ".pt", ".pth", ".ckpt", ".p
 _BUILT = {v.name for v in registry.VARIANTS.values() if v.builder}
 
 
-def resolve_source(source: str, revision: str | None) -> tuple[Path, str, str]:
-    """A local directory, or a Hub model id fetched into the HF cache (its commit hash is the revision)."""
+def local_source(source: str) -> Path | None:
+    """SOURCE as a local model directory; None if it names a Hub model; ValueError, at once, if it is neither."""
     path = Path(source).expanduser()
     if path.is_dir():
-        return path, path.resolve().name, "local"
+        problem = directory_problem(path)
+        if problem:  # before any tokenizer or model loading could fail on it less clearly
+            raise ValueError(
+                f"{source} {problem}; pass a directory holding config.json and the weights, or a Hugging Face "
+                "model id such as deepset/roberta-base-squad2"
+            )
+        return path
     if path.exists() or source.count("/") > 1 or source.startswith((".", "/", "~")):
         raise ValueError(
             f"SOURCE {source!r} is neither a model directory (looked for {path.absolute()}) nor a Hugging Face "
             "model id; pass a directory holding config.json and the weights, or an id such as "
             "deepset/roberta-base-squad2"
         )
+    return None
+
+
+def resolve_source(source: str, revision: str | None) -> tuple[Path, str, str]:
+    """A local directory, or a Hub model id fetched into the HF cache (its commit hash is the revision)."""
+    path = local_source(source)
+    if path is not None:
+        return path, path.resolve().name, "local"
+    path = Path(source).expanduser()
     from huggingface_hub import snapshot_download  # only for Hub ids: needs internet
 
     log(f"downloading {source} from the Hugging Face Hub ...")

@@ -101,7 +101,8 @@ def test_writes_where_tests_and_libraries_write(tmp_path):
 
 @pytest.fixture
 def test_checkout(tmp_path: Path) -> Path:
-    """The real scripts/test.sh; set-up, SAM, ruff and the onnx run are stubs, pytest is real on a tiny suite."""
+    """The real scripts/test.sh; set-up, SAM, ruff, mkdocs and the onnx run are stubs, pytest is real on a tiny
+    suite."""
     checkout = tmp_path / "checkout"
     (checkout / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "test.sh", checkout / "scripts")
@@ -113,8 +114,11 @@ def test_checkout(tmp_path: Path) -> Path:
     bin_dir = checkout / ".venv" / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "ruff").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "mkdocs").write_text(
+        '#!/bin/sh\nfor a; do d="$a"; done\nmkdir -p "$d" && touch "$d/index.html"\n'
+    )
     (bin_dir / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
-    for tool in ("ruff", "python"):
+    for tool in ("ruff", "mkdocs", "python"):
         (bin_dir / tool).chmod(0o755)
     (checkout / "tests").mkdir()
     return checkout

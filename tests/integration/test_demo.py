@@ -7,9 +7,11 @@ tested in tests/infra/test_scripts.py) is replaced by a stub that prints, to pro
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -33,7 +35,7 @@ def repo(tmp_path: Path) -> Path:
     return copy
 
 
-def run(args: list[str], cwd: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
+def run(args: Sequence[str | bytes], cwd: Path, tmp: Path) -> subprocess.CompletedProcess[str]:
     tmp.mkdir(exist_ok=True)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "TMPDIR": str(tmp), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -82,6 +84,10 @@ def test_question_and_context_go_together(repo: Path, tmp_path: Path, given: lis
     ("model", "says"),
     [
         ("models/tiny/missing", "pass a directory holding config.json"),
+        (
+            str(ROOT / "events"),
+            f"{ROOT / 'events'} is not a model directory (no config.json)",
+        ),  # not a tokenizer error
         ("someone/some-model", "without internet, pass a local model directory"),  # HF_HUB_OFFLINE=1
         ("models/typo", "and there is no directory"),  # a relative path or a Hub id: both are said
     ],
@@ -98,3 +104,21 @@ def test_a_model_that_cannot_be_found_is_one_clear_line(
     assert len(errors) == 1 and says in errors[0], done.stderr
     assert "Traceback" not in done.stderr
     assert not list(tmp.iterdir())
+
+
+@pytest.mark.parametrize("option", ["--question", "--context"])
+def test_arguments_are_checked_before_anything_starts(
+    repo: Path, tiny_bert_dir: Path, tmp_path: Path, option: str
+) -> None:
+    """A question that is not UTF-8 is refused at once, not after publish and init."""
+    given = {"--question": "Who built it?", "--context": "Engineers built it."}
+    args = [os.fsencode(a) for a in (str(ROOT / "scripts" / "demo.py"), str(tiny_bert_dir))]
+    for name, value in given.items():  # argv as bytes, one of them not UTF-8
+        args += [name.encode(), value.encode() + (b"\xff" if name == option else b"")]
+    done = run([str(repo / ".venv" / "bin" / "python"), *args], tmp_path, tmp_path / "tmp")
+    assert done.returncode == 2 and done.stdout == ""
+    assert (
+        done.stderr.strip()
+        == f"error: {option} is not UTF-8 text: check the encoding of your terminal or of the file it came from"
+    )
+    assert "==> [1/3]" not in done.stderr  # nothing was published or started

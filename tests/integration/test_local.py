@@ -407,9 +407,10 @@ def test_serve_offers_the_emulators_invoke_url(serve: Any, tmp_path: Path) -> No
     assert context[answer["start"] : answer["end"]] == answer["answer"]
     status, _, proxied = served.request("POST", url, (EVENTS / "rest-predict.json").read_bytes())
     assert status == 200 and json.loads(proxied["body"]) == answer
-    status, headers, error = served.request("POST", url, b"not json")  # the runtime cannot parse the event
-    assert status == 200 and headers["X-Amz-Function-Error"] == "Unhandled"
-    assert error["errorType"] == "Runtime.UnmarshalError"
+    for payload in (b"not json", b"", b'{"question": "\xff"}'):  # the runtime cannot parse the event ...
+        status, headers, error = served.request("POST", url, payload)
+        assert status == 200 and headers["X-Amz-Function-Error"] == "Unhandled"  # ... a function error,
+        assert error["errorType"] == "Runtime.UnmarshalError", payload  # not the function's 4xx (docs/api.md)
     assert served.request("POST", "/2015-03-31/functions/QaFunction/invocations", b"{}")[0] == 200
     assert served.request("GET", url)[0] == 405
     # Lambda's synchronous payload limit: up to 6,291,556 bytes the function runs (and answers its own 413) ...
@@ -439,9 +440,12 @@ def test_serve_api_offers_the_rest_apis_routes(serve: Any) -> None:
     status, _, health = served.request("GET", "/health")
     assert status == 200 and health["status"] == "ok"
     # What the function answers, API Gateway passes on; what the API does not define never reaches it.
-    assert (
-        served.request("POST", "/predict", b'{"question": ', **{"Content-Type": "application/json"})[0] == 400
-    )
+    json_type = {"Content-Type": "application/json"}
+    for malformed in (b'{"question": ', b'{"question": "\xff"}'):  # the API's shapes: the function's 400
+        status, _, error = served.request("POST", "/predict", malformed, **json_type)
+        assert status == 400 and error["error"]["type"] == "bad_request", malformed
+    status, _, error = served.request("POST", "/predict", b"", **json_type)
+    assert status == 422 and error["error"]["type"] == "validation_error"  # an empty body: a 4xx too
     assert served.request("POST", "/predict", body, **{"Content-Type": "text/plain"})[0] == 415
     # A method or path the API does not define is API Gateway's MISSING_AUTHENTICATION_TOKEN gateway response,
     # 403, whatever the function would say (its own 404/405 answer only an event that reaches it).

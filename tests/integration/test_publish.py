@@ -271,6 +271,17 @@ def test_cli_rejects_a_source_that_is_neither_dir_nor_hub_id(
     assert "neither a model directory" in capsys.readouterr().err
 
 
+def test_cli_rejects_a_directory_that_is_not_a_model_before_loading_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "rest-predict.json").write_text("{}")  # no config.json: no tokenizer to build
+    assert main([str(tmp_path / "events"), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'events'} is not a model directory (no config.json)")
+    assert "sentencepiece" not in err and "tokenizer" not in err
+
+
 def test_cli_rejects_a_bad_uri(tiny_bert_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(tiny_bert_dir), "https://bucket/prefix/", "--variants", "torch"]) == 2
     assert "s3://bucket/prefix/" in capsys.readouterr().err
