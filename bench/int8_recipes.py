@@ -87,6 +87,15 @@ def candidates(calibration: Sequence[dict[str, np.ndarray]]) -> list[Candidate]:
                 f"per-token w8 + SmoothQuant-style migration a={alpha} (explicit Mul per input), fusions",
             )
         )
+    for alpha, k in ((0.5, 4), (0.5, 8)) if calibration else ():
+        rows.append(
+            Candidate(
+                f"per-token-w8-smooth{alpha}-keep{k}",
+                "onnx-int8",
+                functools.partial(_PT, calibration=calibration, smooth_alpha=alpha, keep_worst=k),
+                f"as smooth{alpha}, the {k} MatMuls most damaging alone (ranked on the calibration windows) kept fp32",
+            )
+        )
     return rows
 
 
