@@ -12,7 +12,7 @@ Build-time tool (``qa_tools`` recipes; nothing here ships in the image). For eac
 * Operators: the GEMM-like operators ONNX Runtime runs, read from the session's optimised graph (so the
   fusions ORT makes at load, e.g. MatMulInteger -> DynamicQuantizeMatMul, are what is named).
 
-Calibration for the SmoothQuant-style candidates: max|X| per channel over ``--calibration`` windows of the
+Calibration for the SmoothQuant-style and keep candidates (channel maxima, sensitivity ranking): ``--calibration`` windows of the
 answerable questions AFTER the scored ones (never the scored questions themselves).
 
 Markdown on stdout (header: CPU model, int8 flags, load average); progress on stderr.
@@ -85,6 +85,15 @@ def candidates(calibration: Sequence[dict[str, np.ndarray]]) -> list[Candidate]:
                 "onnx-int8",
                 functools.partial(_PT, calibration=calibration, smooth_alpha=alpha),
                 f"per-token w8 + SmoothQuant-style migration a={alpha} (explicit Mul per input), fusions",
+            )
+        )
+    for alpha, k in ((0.5, 4), (0.5, 8)) if calibration else ():
+        rows.append(
+            Candidate(
+                f"per-token-w8-smooth{alpha}-keep{k}",
+                "onnx-int8",
+                functools.partial(_PT, calibration=calibration, smooth_alpha=alpha, keep_worst=k),
+                f"as smooth{alpha}, the {k} MatMuls most damaging alone (ranked on the calibration windows) kept fp32",
             )
         )
     return rows
@@ -164,7 +173,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=1000, help="answerable questions scored, file order")
     parser.add_argument("--repeats", type=int, default=20, help="timed windows per candidate (median)")
     parser.add_argument(
-        "--calibration", type=int, default=64, help="windows for the smoothing rows (0: none)"
+        "--calibration",
+        type=int,
+        default=64,
+        help="calibration windows for the smoothing and keep rows (0: no such rows)",
     )
     parser.add_argument("--only", nargs="*", help="candidate names to run (onnx-fp32 is always run)")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "qa-int8-recipes")

@@ -181,13 +181,15 @@ def per_token(
     embeddings: bool = True,
     keep: Collection[str] = (),
     calibration: Sequence[Mapping[str, np.ndarray]] = (),
-    smooth_alpha: float = 0.5,
+    smooth_alpha: float | None = 0.5,
+    keep_worst: int = 0,
 ) -> None:
     """The recipe over the fp32 export: ONNX Runtime's transformer fusions (as the faithful recipe, without the
     packed Attention), every weight MatMul per-token int8 (``rewrite``), embedding tables in 8-bit blocks.
 
-    ``calibration``: model inputs (windows) for the SmoothQuant-style migration with ``smooth_alpha``, its
-    channel maxima measured on the graph being rewritten; empty: no migration.
+    ``calibration``: model inputs (windows) for the SmoothQuant-style migration with ``smooth_alpha`` (None:
+    no migration), its channel maxima measured on the graph being rewritten, and for ``keep_worst``: that many
+    MatMuls, the most damaging alone (``sensitivity`` on the calibration windows), stay fp32.
     """
     import onnx
     import onnx_ir as ir
@@ -203,8 +205,12 @@ def per_token(
             source = scratch / "fused.onnx"
             ir.save(fused, str(source))
         model = onnx.load(str(source))
-        smooth = channel_maxima(source, calibration) if calibration else None
-    rewrite(model, weight_bits=weight_bits, keep=keep, smooth=smooth, smooth_alpha=smooth_alpha)
+        smooth = channel_maxima(source, calibration) if calibration and smooth_alpha is not None else None
+        options = {"weight_bits": weight_bits, "smooth": smooth, "smooth_alpha": smooth_alpha or 0.0}
+        if keep_worst:
+            ranked = sensitivity(source, calibration, **options)
+            keep = {*keep, *(name for name, _ in ranked[:keep_worst])}
+    rewrite(model, keep=keep, **options)  # type: ignore[arg-type]
     if embeddings:
         quantize_embeddings(model, BLOCK_SIZE)
     onnx.save(model, str(path))

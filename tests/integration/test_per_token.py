@@ -6,13 +6,15 @@ product, dequantize) to float rounding, and stays within the quantization error 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from qa_tools.per_token import quantize_weight, rewrite, weight_matmuls
+from qa_tools.per_token import quantize_weight, rewrite, sensitivity, weight_matmuls
 
 K, N = 64, 48
 
@@ -103,3 +105,14 @@ def test_smoothing_is_exact_in_fp32_and_only_moves_the_grid(data: tuple[np.ndarr
     np.testing.assert_allclose(xs.astype(np.float64) @ w1s, exact, rtol=1e-4, atol=1e-4)  # exact migration
     y1, _ = run(model, x)
     np.testing.assert_allclose(y1, emulate(xs, w1s.astype(np.float32), 8) + bias, rtol=1e-5, atol=1e-4)
+
+
+def test_sensitivity_ranks_the_matmul_whose_quantization_moves_the_outputs_most(
+    data: tuple[np.ndarray, ...], tmp_path: Path
+) -> None:
+    x, w1, _, bias = data
+    path = tmp_path / "tiny.onnx"
+    onnx.save(two_projections(w1, w1 * 100, bias), str(path))  # the same error, 100 times larger on proj2
+    ranked = sensitivity(path, [{"x": x}])
+    assert [name for name, _ in ranked] == ["proj2", "proj1"]
+    assert ranked[0][1] > 50 * ranked[1][1] > 0
