@@ -4,6 +4,10 @@
 # stdout: the answer JSON only (`> answer.json` works); set-up, progress and the function's logs on stderr.
 # Runs from wherever you are: a model path is taken relative to your working directory.
 set -euo pipefail
+# VENV=DIR runs in an existing virtual environment as it is, without the set-up (e.g. one shared by checkouts).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/setup.sh" >&2
-exec "$ROOT/.venv/bin/python" "$ROOT/scripts/demo.py" "$@"
+if [[ -z "${VENV:-}" ]]; then
+  bash "$ROOT/scripts/setup.sh" >&2
+  VENV="$ROOT/.venv"
+fi
+exec "$VENV/bin/python" "$ROOT/scripts/demo.py" "$@"
