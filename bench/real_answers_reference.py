@@ -31,7 +31,7 @@ REPO = BENCH.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from handler.store.manifest import sha256_file  # noqa: E402
+from handler.store import sha256_file  # noqa: E402
 from qa_tools import EMBEDDED_MODEL  # noqa: E402
 from qa_tools.squad import evaluate, read_squad  # noqa: E402
 
