@@ -21,7 +21,7 @@ from handler.store.s3 import make_client
 from handler.store.warm import warm_model
 from handler.variants import NAMES as VARIANT_NAMES
 from handler.variants import get as get_variant
-from qa_tools.fidelity import gate
+from qa_tools.fidelity import gate, golden
 from qa_tools.publish import SHA256_METADATA, main, publish
 from tests.fixtures import ROOT
 from tests.fixtures.events import assert_answer, load
@@ -186,6 +186,7 @@ def fake_builders(calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
         }
 
     monkeypatch.setattr(gate, "measure", measure)
+    monkeypatch.setattr(golden, "record", lambda model_dir, reference, threshold: None)  # no real graph here
 
 
 @pytest.mark.parametrize(
@@ -434,6 +435,7 @@ def low_fidelity(monkeypatch: pytest.MonkeyPatch) -> None:
         }
 
     monkeypatch.setattr(gate, "measure", measure)
+    monkeypatch.setattr(golden, "record", lambda model_dir, reference, threshold: None)  # no real graph here
 
 
 def test_cli_refuses_a_lossy_variant_below_the_threshold_unless_allowed(
