@@ -74,6 +74,8 @@ def argument_problem(args: argparse.Namespace) -> str | None:
             (text or "").encode("utf-8")
         except UnicodeEncodeError:  # undecodable bytes in argv arrive as lone surrogates
             return f"--{option} is not UTF-8 text: check the encoding of your terminal or of the file it came from"
+    if args.model is None:  # the embedded model, checked by the fresh-clone test
+        return None
     try:
         local_source(args.model)  # a Hub id is checked when fetched
     except ValueError as exc:

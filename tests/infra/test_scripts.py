@@ -106,7 +106,7 @@ def test_checkout(tmp_path: Path) -> Path:
     checkout = tmp_path / "checkout"
     (checkout / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "test.sh", checkout / "scripts")
-    for stub in ("setup.sh", "install-sam.sh"):
+    for stub in ("setup.sh", "install-sam.sh", "install-emulators.sh"):
         (checkout / "scripts" / stub).write_text("exit 0\n")
     (checkout / "scripts" / "test-onnx.sh").write_text(  # what the onnx run writes, and how it is called
         'touch "$TMPDIR/onnx-scratch"\necho "$*" > "$(dirname "$0")/onnx-args"\n'

@@ -47,6 +47,9 @@ FUZZ_ENV = {
     "MAX_CONTEXT_CHARS": "5000",
     "MAX_BATCH_SIZE": "4",
     "MAX_WINDOWS": "12",
+    # An injected fault must reach the backend: a cached answer never calls it (tests/unit/test_answer_cache.py
+    # and test_app cover the cache itself).
+    "ANSWER_CACHE_ENTRIES": "0",
 }
 MODEL_POSITIONS = 96
 SHAPES = ("rest", "http", "url")

@@ -25,6 +25,7 @@ from cfnlint.decode import decode_str
 from tests.fixtures import ROOT
 from tests.fixtures.backends import FaultyBackend
 from tests.fixtures.events import invoke, load
+from tests.fixtures.iam import sar_arn_formats
 
 SECRET = "Zanzibar-4111-1111-1111-1111"  # stands for personal data inside a request
 ASKED = {"question": f"Who is {SECRET}?", "context": f"{SECRET} lives in Paris, the capital."}
@@ -324,7 +325,10 @@ def test_no_wildcard_permission_anywhere_in_the_template() -> None:
         for action in _as_list(statement.get("Action", [])):
             assert action != "*" and not str(action).endswith(":*"), f"wildcard action {action}"
         for resource in _as_list(statement.get("Resource", [])):
-            assert resource != "*", f"statement {statement.get('Sid')} applies to every resource"
+            # "*" only where AWS's Service Authorization Reference lists no resource type for every action.
+            assert resource != "*" or all(
+                sar_arn_formats(action) == ("*",) for action in _as_list(statement["Action"])
+            ), f"statement {statement.get('Sid')} applies to every resource"
     text = json.dumps(template)
     assert "ManagedPolicyArns" not in text and "AdministratorAccess" not in text
     assert "NotAction" not in text and "NotResource" not in text
