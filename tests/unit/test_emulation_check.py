@@ -72,6 +72,16 @@ def test_graviton2_command_mounts_its_cpuinfo_privately() -> None:
     assert "asimddp" in GRAVITON2.cpuinfo.read_text()
 
 
-def test_haswell_command_needs_no_namespace() -> None:
-    argv = HASWELL.command("/venv/bin/python", ["-V"], env={})
-    assert argv == ["env", "-i", "qemu-x86_64-static", "-cpu", "Haswell", "/venv/bin/python", "-V"]
+def test_haswell_command_needs_no_namespace_and_turns_numpys_avx2_off() -> None:
+    argv = HASWELL.command("/venv/bin/python", ["-V"], env={"A": "1"})
+    assert argv == [
+        "env",
+        "-i",
+        "A=1",
+        "NPY_DISABLE_CPU_FEATURES=X86_V3",
+        "qemu-x86_64-static",
+        "-cpu",
+        "Haswell",
+        "/venv/bin/python",
+        "-V",
+    ]
