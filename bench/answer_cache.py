@@ -34,10 +34,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from _machine import cpu_line, load_average  # noqa: E402
-
-SHARED = REPO.parent / "shared"
-SQUAD = SHARED / "data" / "squad-dev-v2.0.json"
-MINILM = SHARED / "models" / "minilm-l6-squad"
+from _shared import MINILM, SQUAD  # noqa: E402
 
 
 @dataclass

@@ -51,11 +51,8 @@ import _report  # noqa: E402
 import _workload  # noqa: E402
 from _machine import load_average, machine  # noqa: E402
 from _roberta_base import build_roberta_base  # noqa: E402
+from _shared import MINILM, SQUAD, XQUAD  # noqa: E402
 
-SHARED = REPO.parent / "shared"
-SQUAD = SHARED / "data" / "squad-dev-v2.0.json"
-XQUAD = SHARED / "data" / "xquad.en.json"
-TRAINED_MODEL = SHARED / "models" / "minilm-l6-squad"
 BUCKET = "bench-models"
 OURS_PREFIX, SEEDS_PREFIX = "ours/", "seeds/"
 # boto3 and its pure-Python dependencies, lent to the seeds' interpreter when it lacks them.
@@ -234,11 +231,11 @@ def measure(runner: Runner, rounds: int, counts: dict[str, int]) -> dict[str, An
 # --- fidelity -----------------------------------------------------------------------------------------
 def fidelity(workdir: Path, articles: list[_workload.Article], limit: int) -> dict[str, Any]:
     with _publish.cached_export(workdir / "onnx-cache"):
-        if (TRAINED_MODEL / "model.safetensors").is_file():
-            model_dir = _fidelity.prepare(TRAINED_MODEL, workdir / "fidelity-model")
+        if (MINILM / "model.safetensors").is_file():
+            model_dir = _fidelity.prepare(MINILM, workdir / "fidelity-model")
             data = XQUAD if XQUAD.is_file() else SQUAD
             items = _fidelity.load_items(data, limit)
-            model, source, data_name = TRAINED_MODEL.name, "trained", data.name
+            model, source, data_name = MINILM.name, "trained", data.name
         else:
             from qa_tools.tiny_models import build_planted_model
 

@@ -25,6 +25,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from _machine import cpu_line, load_average  # noqa: E402
+from _shared import MINILM, XQUAD  # noqa: E402
 
 from handler.backends import available_cpus  # noqa: E402
 from handler.engine import QAEngine  # noqa: E402
@@ -32,7 +33,6 @@ from qa_tools import EMBEDDED_MODEL  # noqa: E402
 from qa_tools.quantize import build_int8  # noqa: E402
 from qa_tools.squad import SquadItem, evaluate, read_squad  # noqa: E402
 
-SHARED = REPO.parent / "shared"
 BACKENDS = ("torch", "onnx-fp32", "onnx-int8")
 BATCH = 8
 
@@ -63,9 +63,9 @@ def spans(model_dir: Path, variant: str, items: list[SquadItem]) -> tuple[list[S
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--original", type=Path, default=SHARED / "models" / "minilm-l6-squad")
+    parser.add_argument("--original", type=Path, default=MINILM)
     parser.add_argument("--embedded", type=Path, default=EMBEDDED_MODEL)
-    parser.add_argument("--data", type=Path, default=SHARED / "data" / "xquad.en.json")
+    parser.add_argument("--data", type=Path, default=XQUAD)
     args = parser.parse_args(argv)
     for path in (args.original, args.embedded, args.data):
         if not path.exists():

@@ -47,6 +47,7 @@ import _workload  # noqa: E402
 from _fidelity import Item, em_f1, load_items  # noqa: E402
 from _machine import cpu_line, load_average, machine  # noqa: E402
 from _roberta_base import build_roberta_base  # noqa: E402
+from _shared import MINILM, SQUAD  # noqa: E402
 
 import qa_tools.export  # noqa: E402
 import qa_tools.quantize  # noqa: E402
@@ -57,9 +58,6 @@ from handler.engine import Answer, QAEngine  # noqa: E402
 from handler.engine.params import QAParams  # noqa: E402
 from handler.store import sha256_file  # noqa: E402
 
-SHARED = REPO.parent / "shared"
-DEFAULT_MODEL = SHARED / "models" / "minilm-l6-squad"
-DEFAULT_SQUAD = SHARED / "data" / "squad-dev-v2.0.json"
 REFERENCE, FAST = "onnx-fp32", "onnx-int8-fast"
 WINDOW_TOKENS = 384
 WARM_UPS = 3
@@ -288,10 +286,8 @@ def render(results: dict[str, Any], args: argparse.Namespace) -> str:
 # --- main ---------------------------------------------------------------------------------------------
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--model", type=Path, default=DEFAULT_MODEL, help="a trained extractive-QA model directory"
-    )
-    parser.add_argument("--squad", type=Path, default=DEFAULT_SQUAD, help="SQuAD-format questions")
+    parser.add_argument("--model", type=Path, default=MINILM, help="a trained extractive-QA model directory")
+    parser.add_argument("--squad", type=Path, default=SQUAD, help="SQuAD-format questions")
     parser.add_argument("--limit", type=int, default=1000, help="answerable questions, in file order")
     parser.add_argument("--repeats", type=int, default=20, help="timed windows per candidate (median)")
     parser.add_argument(

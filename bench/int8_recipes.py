@@ -168,8 +168,8 @@ def render(results: dict[str, Any], rows: Sequence[Candidate]) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=table.DEFAULT_MODEL)
-    parser.add_argument("--squad", type=Path, default=table.DEFAULT_SQUAD)
+    parser.add_argument("--model", type=Path, default=table.MINILM)
+    parser.add_argument("--squad", type=Path, default=table.SQUAD)
     parser.add_argument("--limit", type=int, default=1000, help="answerable questions scored, file order")
     parser.add_argument("--repeats", type=int, default=20, help="timed windows per candidate (median)")
     parser.add_argument(

@@ -49,10 +49,10 @@ from _roberta_base import build_roberta_base  # noqa: E402
 from coldstart import (  # noqa: E402
     BUCKET,
     CONFIGS,
+    MINILM,
     OURS_PREFIX,
     SEEDS_PREFIX,
     SQUAD,
-    TRAINED_MODEL,
     Config,
     Runner,
     Sandbox,
@@ -209,7 +209,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/qa-bench-power"))  # noqa: S108 - scratch
     parser.add_argument("--seeds-python", type=os.path.abspath, help="transformers 4.x interpreter")
-    parser.add_argument("--minilm", action="store_true", help=f"{TRAINED_MODEL} instead of roberta-base")
+    parser.add_argument("--minilm", action="store_true", help=f"{MINILM} instead of roberta-base")
     parser.add_argument("--requests", type=int, default=8, help="warm requests per size and configuration")
     parser.add_argument("--memory", default=",".join(map(str, MEMORY_SIZES)), help="MB, comma-separated")
     parser.add_argument("--configs", default=",".join(c.key for c in CONFIGS), help="comma-separated")
@@ -228,10 +228,10 @@ def main() -> int:
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     load_start = load_average()
     if args.minilm:
-        if not (TRAINED_MODEL / "model.safetensors").is_file():
-            print(f"{TRAINED_MODEL} is absent", file=sys.stderr)
+        if not (MINILM / "model.safetensors").is_file():
+            print(f"{MINILM} is absent", file=sys.stderr)
             return 2
-        model_dir, model_name = TRAINED_MODEL, TRAINED_MODEL.name
+        model_dir, model_name = MINILM, MINILM.name
     else:
         articles = _workload.load_squad(SQUAD) if SQUAD.is_file() else _workload.generate_articles()
         model_dir = build_roberta_base(workdir / "roberta-base-shaped", _workload.corpus(articles))

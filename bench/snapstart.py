@@ -44,8 +44,8 @@ import _publish  # noqa: E402
 import _workload  # noqa: E402
 from _machine import cpu_line, load_average  # noqa: E402
 from _roberta_base import build_roberta_base  # noqa: E402
+from _shared import SQUAD  # noqa: E402
 
-SQUAD = REPO.parent / "shared" / "data" / "squad-dev-v2.0.json"
 BUCKET, PREFIX = "bench-models", "ours/"
 VARIANTS = {
     "torch": {"QA_BACKEND": "torch"},

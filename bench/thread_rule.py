@@ -34,10 +34,7 @@ import _cgroup  # noqa: E402
 import _publish  # noqa: E402
 import _workload  # noqa: E402
 from _machine import cpu_line, load_average  # noqa: E402
-
-SHARED = REPO.parent / "shared"
-SQUAD = SHARED / "data" / "squad-dev-v2.0.json"
-MINILM = SHARED / "models" / "minilm-l6-squad"
+from _shared import MINILM, SQUAD  # noqa: E402
 
 
 def log(message: str) -> None:
