@@ -60,6 +60,15 @@ _MANAGED = "arn:{partition}:cloudformation:{region}:{account}:stack/aws-sam-cli-
 _SAM_OBJECT = "arn:{partition}:s3:::{sam_bucket}/{s3_prefix}/0123456789abcdef0123456789abcdef.template"
 _REPO = "arn:{partition}:ecr:{region}:{account}:repository/{ecr_repo}"
 _TARGET_REPO = "arn:{partition}:ecr:{region}:{account}:repository/{target_repo}"
+# What `docker push` (and its layer check) calls on a repository, for SAM CLI and the update workflow alike.
+ECR_PUSH = (
+    "BatchCheckLayerAvailability",
+    "InitiateLayerUpload",
+    "UploadLayerPart",
+    "CompleteLayerUpload",
+    "PutImage",
+    "BatchGetImage",
+)
 _MACHINE = "arn:{partition}:states:{region}:{account}:stateMachine:{state_machine}"
 _EXECUTION = "arn:{partition}:states:{region}:{account}:execution:{state_machine}"
 _API = "arn:{partition}:execute-api:{region}:{account}:{api}/{stage}"
@@ -239,17 +248,7 @@ CALLS: tuple[Call, ...] = (
         )
     ),
     Call("sam-deploy", "ecr:GetAuthorizationToken", "*", "SAM CLI (docker login)"),
-    *(
-        Call("sam-deploy", f"ecr:{action}", _REPO, "SAM CLI docker push")
-        for action in (
-            "BatchCheckLayerAvailability",
-            "InitiateLayerUpload",
-            "UploadLayerPart",
-            "CompleteLayerUpload",
-            "PutImage",
-            "BatchGetImage",
-        )
-    ),
+    *(Call("sam-deploy", f"ecr:{action}", _REPO, "SAM CLI docker push") for action in ECR_PUSH),
     Call("sam-deploy", "ecr:PutLifecyclePolicy", _REPO, "deploy.yml (ECR lifecycle policy)"),
     *(
         Call("sam-deploy", f"cloudformation:{action}", _STACK, "SAM CLI deployer (the stack's change set)")
@@ -342,14 +341,7 @@ CALLS: tuple[Call, ...] = (
     ),
     *(
         Call("update-function", f"ecr:{action}", _TARGET_REPO, "update-function.yml docker push")
-        for action in (
-            "BatchCheckLayerAvailability",
-            "InitiateLayerUpload",
-            "UploadLayerPart",
-            "CompleteLayerUpload",
-            "PutImage",
-            "BatchGetImage",
-        )
+        for action in ECR_PUSH
     ),
     # Lambda adds its pull permission to a same-account repository's policy on the caller's behalf.
     Call(
