@@ -36,6 +36,19 @@ def cache_root() -> Path:
     return base / "lambda-extractive-qa" / "emulation"
 
 
+def move_into_cache(scratch: Path, target: Path, marker: str) -> None:
+    """Renames a finished build to ``target``. Two runs may build the same entry at once (a test run and a
+    command): when the other finished first (``target/marker`` exists) its copy stands and this one is left
+    for the caller to delete; an unfinished entry (no marker) is replaced."""
+    try:
+        scratch.rename(target)
+    except OSError:
+        if (target / marker).is_file():
+            return
+        shutil.rmtree(target)
+        scratch.rename(target)
+
+
 @dataclass(frozen=True)
 class Arm64Env:
     root: Path  # qemu -L
@@ -70,9 +83,7 @@ def ensure(
         _wheels(lock, scratch / "site")
         (scratch / "ready").write_text(f"{lock.name} sha256-key {cache_key(lock)}\n")
         shutil.rmtree(scratch / "debs")
-        if target.exists():  # an unfinished earlier build
-            shutil.rmtree(target)
-        scratch.rename(target)
+        move_into_cache(scratch, target, "ready")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return env

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from handler import variants
-from qa_tools.emulation.arm64_env import REPO, cache_root
+from qa_tools.emulation.arm64_env import REPO, cache_root, move_into_cache
 
 EMBEDDED = (
     REPO / "models" / "minilm-l6-squad"
@@ -61,7 +61,7 @@ def prepared(model: Path, cache: Path | None = None, log: Callable[[str], None] 
             log(f"building {name} from {model}")
             variants.resolve(str(variants.get(name).builder))(model, scratch)
         shutil.copy2(model / "config.json", scratch / "config.json")  # last: it marks the directory complete
-        scratch.rename(target)
+        move_into_cache(scratch, target, "config.json")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
