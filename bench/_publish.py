@@ -96,6 +96,19 @@ def cached_export(cache_root: Path) -> Iterator[None]:
             setattr(importlib.import_module(module), function, originals[ref])
 
 
+# The local S3 both recipes are served from in the cold-start and power-tuning runs.
+BUCKET = "bench-models"
+OURS_URI, SEEDS_URI = f"s3://{BUCKET}/ours/", f"s3://{BUCKET}/seeds/"
+
+
+def stage(model_dir: Path, cache_root: Path) -> None:
+    """Both recipes' copies of ``model_dir`` in the local S3, each published its own way, the server primed."""
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    publish_ours(model_dir, OURS_URI, cache_root)
+    upload_folder(model_dir, BUCKET, SEEDS_URI.removeprefix(f"s3://{BUCKET}/"))
+    prime_server(BUCKET)
+
+
 def publish_ours(model_dir: Path, uri: str, cache_root: Path) -> None:
     """Every backend variant under one prefix: each cold start fetches only its own variant's files."""
     with cached_export(cache_root):

@@ -53,8 +53,6 @@ from _machine import load_average, machine  # noqa: E402
 from _roberta_base import build_roberta_base  # noqa: E402
 from _shared import MINILM, SQUAD, XQUAD  # noqa: E402
 
-BUCKET = "bench-models"
-OURS_PREFIX, SEEDS_PREFIX = "ours/", "seeds/"
 # boto3 and its pure-Python dependencies, lent to the seeds' interpreter when it lacks them.
 BOTO3_DISTRIBUTION = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six")
 
@@ -165,10 +163,10 @@ class Runner:
         model_dir.mkdir(parents=True)
         env = {**os.environ, **self.child_env, **config.env, "MODEL_DIR": str(model_dir)}
         if config.key == _report.SEEDS:
-            command = [*self.seeds_command, "--model-uri", f"s3://{BUCKET}/{SEEDS_PREFIX}"]
+            command = [*self.seeds_command, "--model-uri", _publish.SEEDS_URI]
         else:
             command = [sys.executable, str(BENCH / "_probe.py")]
-            env["MODEL_S3_URI"] = f"s3://{BUCKET}/{OURS_PREFIX}"
+            env["MODEL_S3_URI"] = _publish.OURS_URI
         command += [str(self.requests_path)] + (["--cold-only"] if cold_only else [])
         return Sandbox(config, command, env, self.workdir / "logs" / f"{config.key}-{self.spawned}.log")
 
@@ -321,13 +319,8 @@ def main() -> int:
     os.environ.update(child_env)
     server = _moto.start(port, stock=args.stock_moto)
     try:
-        import boto3
-
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
         log(f"publishing to the local S3 (moto{' stock' if args.stock_moto else ', O(range) GETs'}) ...")
-        _publish.publish_ours(model_dir, f"s3://{BUCKET}/{OURS_PREFIX}", workdir / "onnx-cache")
-        _publish.upload_folder(model_dir, BUCKET, SEEDS_PREFIX)
-        _publish.prime_server(BUCKET)
+        _publish.stage(model_dir, workdir / "onnx-cache")
         prime_page_cache(seeds_command)
         results["setup_s"] = time.perf_counter() - began
         log(f"setup done in {results['setup_s']:.0f} s; seeds' recipe: {seeds_kind}")

@@ -46,13 +46,9 @@ from _machine import cpu_line, cpu_model, load_average  # noqa: E402
 from _prices import PRICES_DATE, PRICES_SOURCE, usd_per_million  # noqa: E402
 from _report import SEEDS  # noqa: E402
 from _roberta_base import build_roberta_base  # noqa: E402
+from _shared import MINILM, SQUAD  # noqa: E402
 from coldstart import (  # noqa: E402
-    BUCKET,
     CONFIGS,
-    MINILM,
-    OURS_PREFIX,
-    SEEDS_PREFIX,
-    SQUAD,
     Config,
     Runner,
     Sandbox,
@@ -80,10 +76,10 @@ class QuotaRunner(Runner):
         env = {**os.environ, **self.child_env, **config.env, "MODEL_DIR": str(model_dir)}
         env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(self.quota.memory_mb)  # Lambda sets it for every runtime
         if config.key == SEEDS:
-            command = [*self.seeds_command, "--model-uri", f"s3://{BUCKET}/{SEEDS_PREFIX}"]
+            command = [*self.seeds_command, "--model-uri", _publish.SEEDS_URI]
         else:  # ours: the function's thread rule reads the memory size (the seeds' recipe ignores it)
             command = [sys.executable, str(BENCH / "_probe.py")]
-            env["MODEL_S3_URI"] = f"s3://{BUCKET}/{OURS_PREFIX}"
+            env["MODEL_S3_URI"] = _publish.OURS_URI
         command = [*self.quota.prefix(), *command, str(self.requests_path)] + (
             ["--cold-only"] if cold_only else []
         )
@@ -255,13 +251,8 @@ def main() -> int:
     server = _moto.start(port)
     results: dict[str, Any] = {"sizes": {}}
     try:
-        import boto3
-
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
         log(f"publishing {model_dir.name} to the local S3 ...")
-        _publish.publish_ours(model_dir, f"s3://{BUCKET}/{OURS_PREFIX}", workdir / "onnx-cache")
-        _publish.upload_folder(model_dir, BUCKET, SEEDS_PREFIX)
-        _publish.prime_server(BUCKET)
+        _publish.stage(model_dir, workdir / "onnx-cache")
         prime_page_cache(seeds_command)
         log(f"setup done in {time.perf_counter() - began:.0f} s; seeds' recipe: {seeds_kind}")
         runner = QuotaRunner(workdir, requests_path, seeds_command, child_env)
