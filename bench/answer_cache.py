@@ -23,7 +23,6 @@ import random
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -34,23 +33,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from _machine import cpu_line, load_average  # noqa: E402
+from _protocol import LambdaContext  # noqa: E402
 from _shared import MINILM, SQUAD  # noqa: E402
-
-
-@dataclass
-class Context:
-    """The LambdaContext attributes Powertools and the handler read."""
-
-    function_name: str = "extractive-qa"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 3538
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:extractive-qa"
-    aws_request_id: str = "bench"
-    log_group_name: str = "/aws/lambda/extractive-qa"
-    log_stream_name: str = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
 
 
 def init_sandbox(env: dict[str, str]) -> ModuleType:
@@ -88,7 +72,7 @@ def workload(path: Path, requests: int, repeat: float, seed: int) -> tuple[list[
 def timed(app: ModuleType, event: dict[str, Any]) -> tuple[float, Any]:
     with contextlib.redirect_stdout(open(os.devnull, "w")) as sink:  # the EMF metrics lines
         start = time.perf_counter()
-        result = app.lambda_handler(dict(event), Context())
+        result = app.lambda_handler(dict(event), LambdaContext())
         elapsed = time.perf_counter() - start
         sink.close()
     return elapsed * 1000, result
