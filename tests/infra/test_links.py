@@ -7,13 +7,12 @@ from __future__ import annotations
 import ast
 import io
 import re
-import subprocess
 import tokenize
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures import ROOT
+from tests.fixtures import ROOT, repository_files
 
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\[[^\]]*\]\(<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\)")
@@ -74,17 +73,6 @@ def test_template_mentions_only_files_that_exist() -> None:
     assert mentioned, "the template mentions no repository file at all: has the pattern broken?"
     for name in mentioned:
         assert (ROOT / name).exists(), f"template.yaml mentions {name}, which does not exist"
-
-
-def repository_files() -> list[str]:
-    listing = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-        text=True,
-    ).stdout
-    return [name for name in listing.split("\0") if name and (ROOT / name).is_file()]
 
 
 def prose(name: str, text: str) -> str:

@@ -22,7 +22,7 @@ from unittest import mock
 import pytest
 from cfnlint.decode import decode_str
 
-from tests.fixtures import ROOT
+from tests.fixtures import ROOT, repository_files
 from tests.fixtures.backends import FaultyBackend
 from tests.fixtures.events import invoke, load
 from tests.fixtures.iam import sar_arn_formats
@@ -238,21 +238,9 @@ def scan_for_secrets(path: Path) -> list[str]:
     return found
 
 
-def repository_files() -> list[Path]:
-    """Tracked files, plus new ones not ignored: what the next commit could contain."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    ).stdout
-    paths = [ROOT / name for name in listed.decode().split("\0") if name]
-    return [p for p in paths if p.is_file()]
-
-
 def test_no_secrets_in_the_repository() -> None:
-    files = repository_files()
-    names = {p.relative_to(ROOT).as_posix() for p in files}
+    names = set(repository_files())
+    files = [ROOT / name for name in sorted(names)]
     assert {"Dockerfile", "template.yaml", "handler/app.py", "tests/integration/test_security.py"} <= names
     leaks = [hit for path in files for hit in scan_for_secrets(path)]
     assert not leaks, leaks
