@@ -8,7 +8,7 @@ fidelity gate's). Contexts are stored once and questions point at them by index:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 
@@ -26,14 +26,7 @@ class GoldenAnswer:
     end: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "question": self.question,
-            "context": self.context,
-            "text": self.text,
-            "start": self.start,
-            "end": self.end,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -57,7 +50,7 @@ class Golden:
             "probes": self.probes,
             "threshold": self.threshold,
             "contexts": list(self.contexts),
-            "answers": [a.to_dict() for a in self.answers],
+            "answers": [asdict(a) for a in self.answers],
         }
 
     @classmethod
