@@ -69,7 +69,12 @@ def cpu_model(text: str | None = None) -> str:
     return str(describe(text)["model"])
 
 
+def int8_listing(int8: list[str]) -> list[str]:
+    """``describe``'s int8 list as the init log shows it: the dot-product instructions, best first, or
+    ``["AVX2 only"]`` for x86 with none of them."""
+    return [int8_summary(int8)] if int8 == ["avx2"] else [flag for flag in int8 if flag != "avx2"]
+
+
 def int8_flags(text: str | None = None) -> list[str]:
-    """The int8 dot-product instructions present, best first; ``["AVX2 only"]`` for x86 with none of them."""
-    int8 = describe(text)["int8"]
-    return ["AVX2 only"] if int8 == ["avx2"] else [flag for flag in int8 if flag != "avx2"]
+    """``int8_listing`` of this CPU (or of ``text``)."""
+    return int8_listing(describe(text)["int8"])

@@ -103,9 +103,10 @@ class ModelLoading:
 def sandbox() -> dict[str, str]:
     """The hardware this sandbox got and the threads it chose: Lambda's x86 hosts differ (AVX2 is all it
     promises), so a user's logs must say which CPU served a slow request."""
+    described = cpu.describe()  # one read of /proc/cpuinfo
     return {
-        "cpu_model": cpu.cpu_model(),
-        "cpu_int8": ", ".join(cpu.int8_flags()) or "none",
+        "cpu_model": described["model"],
+        "cpu_int8": ", ".join(cpu.int8_listing(described["int8"])) or "none",
         **threads.plan().describe(),
     }
 
