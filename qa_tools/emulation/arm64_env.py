@@ -14,7 +14,6 @@ lock, the Debian suite and the Python version: a changed pin builds a new root.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -23,30 +22,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from qa_tools.emulation.cache import cache_root, move_into_cache
+
 REPO = Path(__file__).resolve().parents[2]
 LOCK = REPO / "requirements-onnx.lock"
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 PYTHON = "3.11"  # Debian 12's python3
 PLATFORMS = tuple(f"manylinux_2_{minor}_aarch64" for minor in range(17, 29))
-
-
-def cache_root() -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "lambda-extractive-qa" / "emulation"
-
-
-def move_into_cache(scratch: Path, target: Path, marker: str) -> None:
-    """Renames a finished build to ``target``. Two runs may build the same entry at once (a test run and a
-    command): when the other finished first (``target/marker`` exists) its copy stands and this one is left
-    for the caller to delete; an unfinished entry (no marker) is replaced."""
-    try:
-        scratch.rename(target)
-    except OSError:
-        if (target / marker).is_file():
-            return
-        shutil.rmtree(target)
-        scratch.rename(target)
 
 
 @dataclass(frozen=True)

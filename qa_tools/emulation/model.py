@@ -15,7 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from handler import variants
-from qa_tools.emulation.arm64_env import REPO, cache_root, move_into_cache
+from qa_tools.emulation.arm64_env import REPO
+from qa_tools.emulation.cache import cache_root, move_into_cache
 
 EMBEDDED = (
     REPO / "models" / "minilm-l6-squad"

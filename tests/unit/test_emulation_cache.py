@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qa_tools.emulation.arm64_env import move_into_cache
+from qa_tools.emulation.cache import move_into_cache
 
 
 def _build(root: Path, name: str, content: str, *, finished: bool) -> Path:
