@@ -70,6 +70,9 @@ CONFIGS = (
     Config("onnx-fp32", "(3) ONNX fp32", {"QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "fp32"}),
     Config("onnx-int8", "(4) ONNX int8", {"QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "int8"}),
     Config("onnx-int8-fast", "(5) ONNX int8-fast", {"QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "int8-fast"}),
+    Config(
+        "onnx-int8-qgemm", "(6) ONNX int8-qgemm", {"QA_BACKEND": "onnx", "QA_ONNX_PRECISION": "int8-qgemm"}
+    ),
 )
 
 

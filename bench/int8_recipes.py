@@ -42,6 +42,7 @@ import fidelity as table  # noqa: E402 - bench/fidelity.py: builder, answering a
 from _fidelity import load_items  # noqa: E402
 from _machine import cpu_line, load_average, machine  # noqa: E402
 
+import qa_tools.calibration  # noqa: E402
 import qa_tools.export  # noqa: E402
 import qa_tools.per_token  # noqa: E402
 import qa_tools.quantize  # noqa: E402
@@ -66,13 +67,22 @@ GEMM_OPS = (
 )
 Candidate = table.Candidate
 _PT = qa_tools.per_token.per_token
+RANKS = {"damage": "the damage each does alone", "local": "own output error"}
 
 
-def candidates(calibration: Sequence[dict[str, np.ndarray]]) -> list[Candidate]:
+def candidates(model_dir: Path, calibration: Sequence[dict[str, np.ndarray]]) -> list[Candidate]:
     """The rows; ``calibration``: windows for the smoothing rows (empty: no smoothing rows)."""
+    shipped = qa_tools.calibration.feeds(model_dir)
     rows = [
         Candidate(REFERENCE, "onnx-fp32", None, "fp32 export (reference)"),
-        Candidate("onnx-int8", "onnx-int8", qa_tools.quantize.faithful, "today's faithful default: MatMulNBits 8-bit, block 32"),
+        Candidate("onnx-int8", "onnx-int8", qa_tools.quantize.faithful, "faithful: MatMulNBits 8-bit, block 32 (default without int8 dot products)"),
+        Candidate(
+            "onnx-int8-qgemm",
+            "onnx-int8-qgemm",
+            lambda fp32, path: qa_tools.quantize.qgemm(fp32, path, shipped),
+            f"as published (default with int8 dot products): per-token, smoothing a={qa_tools.quantize.SMOOTH_ALPHA}, "
+            f"the worst {qa_tools.quantize.KEEP_SHARE:.0%} by output error in MatMulNBits; qa_tools/calibration",
+        ),
         Candidate("onnx-int8-fast", "onnx-int8", qa_tools.quantize.dynamic, "quantize_dynamic per-channel (per-tensor activations)"),
         Candidate("per-token-w8", "onnx-int8", _PT, "per-token activations, int8 per-channel weights, fusions"),
         Candidate("per-token-w7", "onnx-int8", functools.partial(_PT, weight_bits=7), "per-token, 7-bit weights (no AVX2 int16 saturation)"),
@@ -87,13 +97,29 @@ def candidates(calibration: Sequence[dict[str, np.ndarray]]) -> list[Candidate]:
                 f"per-token w8 + SmoothQuant-style migration a={alpha} (explicit Mul per input), fusions",
             )
         )
-    for alpha, k in ((0.5, 4), (0.5, 8)) if calibration else ():
+    for share, rank, keep_as in (
+        (
+            (0.22, "damage", "fp32"),
+            (0.22, "local", "fp32"),
+            (0.22, "local", "blocks"),
+            (0.11, "local", "blocks"),
+        )
+        if calibration
+        else ()
+    ):
         rows.append(
             Candidate(
-                f"per-token-w8-smooth{alpha}-keep{k}",
+                f"smooth0.5-{rank}{share:.0%}-{keep_as}",
                 "onnx-int8",
-                functools.partial(_PT, calibration=calibration, smooth_alpha=alpha, keep_worst=k),
-                f"as smooth{alpha}, the {k} MatMuls most damaging alone (ranked on the calibration windows) kept fp32",
+                functools.partial(
+                    _PT,
+                    calibration=calibration,
+                    smooth_alpha=0.5,
+                    keep_share=share,
+                    rank=rank,
+                    keep_as=keep_as,
+                ),
+                f"as smooth0.5, the {share:.0%} of MatMuls worst by {RANKS[rank]} (calibration windows) kept {keep_as}",
             )
         )
     return rows
@@ -136,7 +162,7 @@ def ort_operators(path: Path) -> str:
 
 def _source_key() -> str:
     h = hashlib.sha256()
-    for module in (qa_tools.per_token, qa_tools.quantize, qa_tools.export):
+    for module in (qa_tools.per_token, qa_tools.quantize, qa_tools.export, qa_tools.calibration):
         h.update(Path(str(module.__file__)).read_bytes())
     return h.hexdigest()[:8]
 
@@ -204,7 +230,9 @@ def main() -> int:
     root = args.workdir / f"graphs-{_source_key()}-cal{args.calibration}"
     fp32 = qa_tools.export.build_fp32(model_dir, args.workdir / f"fp32-{model_dir.name}")
     feeds = calibration_feeds(model_dir, args.squad, args.limit, args.calibration) if args.calibration else []
-    rows = [c for c in candidates(feeds) if not args.only or c.name in args.only or c.name == REFERENCE]
+    rows = [
+        c for c in candidates(model_dir, feeds) if not args.only or c.name in args.only or c.name == REFERENCE
+    ]
     export = qa_tools.export.build_fp32
     qa_tools.export.build_fp32 = lambda _m, _o: fp32  # type: ignore[assignment] - one export for every row
     try:

@@ -76,6 +76,11 @@ class QAService:
     golden: Golden | None = None  # the manifest's golden answers: what a self-check asks (api.self_check)
     cache: AnswerCache | None = None  # None: ANSWER_CACHE_ENTRIES=0
 
+    @property
+    def variant(self) -> str:
+        """The variant answering: the settings' choice, or its fallback when the model lacked it."""
+        return self.engine.backend.name if self.engine is not None else self.settings.variant.name
+
     def health(self) -> dict[str, Any]:
         if self.engine is None:
             return {"status": "unavailable", "error": self.unavailable}

@@ -13,6 +13,7 @@ from pathlib import Path
 from handler import answer_cache, variants
 from handler.engine.qa import DEFAULT_MAX_BATCH_WINDOWS
 from handler.errors import ConfigurationError
+from handler.hardware import cpu
 from handler.model_files import directory_problem
 from handler.store.s3 import S3Location
 
@@ -52,9 +53,15 @@ def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _variant() -> variants.Variant:
+def _variants() -> tuple[variants.Variant, variants.Variant | None]:
+    """The variant to serve and, when the CPU chose it, the default it falls back to if the model lacks it."""
     backend = _str("QA_BACKEND", "torch").lower()
-    return variants.select(backend, _str(variants.precision_env(backend)).lower() or None)
+    precision = _str(variants.precision_env(backend)).lower() or None
+    named = variants.select(backend, precision)  # the default for None and auto
+    if precision not in (None, variants.AUTO):
+        return named, None
+    chosen = variants.select(backend, None, cpu.describe()["int8"])
+    return chosen, (named if chosen is not named else None)
 
 
 def _model_source() -> S3Location | Path:
@@ -100,10 +107,13 @@ class Settings:
     # ANSWER_CACHE_ENTRIES (0: off) and ANSWER_CACHE_MB: the per-sandbox answer cache (handler.answer_cache)
     answer_cache_entries: int = answer_cache.DEFAULT_ENTRIES
     answer_cache_mb: int = answer_cache.DEFAULT_MB
+    # With the precision variable unset the CPU may choose a variant (Variant.preferred_on): the default that
+    # serves instead when the published model does not have it.
+    fallback: variants.Variant | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
-        variant = _variant()
+        variant, fallback = _variants()
         return cls(
             model_source=_model_source(),
             model_dir=Path(_str("MODEL_DIR", "/tmp/models")),  # noqa: S108 - Lambda's only writable dir  # nosec B108
@@ -121,4 +131,5 @@ class Settings:
                 "ANSWER_CACHE_ENTRIES", answer_cache.DEFAULT_ENTRIES, *answer_cache.ENTRIES_BOUNDS
             ),
             answer_cache_mb=_int("ANSWER_CACHE_MB", answer_cache.DEFAULT_MB, *answer_cache.MB_BOUNDS),
+            fallback=fallback,
         )

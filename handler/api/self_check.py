@@ -50,7 +50,7 @@ def self_check(
     """Agreement with the golden spans, the threshold, and the CPU it was measured on."""
     described = cpu.describe()
     result: dict[str, Any] = {
-        "variant": service.settings.variant.name,
+        "variant": service.variant,
         "cpu": described["model"],
         "arch": described["arch"],
         "int8": described["int8"],

@@ -54,10 +54,9 @@ class ModelLoading:
             imported = perf_counter()
             report = self._store.result()
             stored = perf_counter()
+            variant = _served(settings, report.variant)
             try:
-                engine = QAEngine.load(
-                    report.model, settings.variant, max_batch_windows=settings.max_batch_windows
-                )
+                engine = QAEngine.load(report.model, variant, max_batch_windows=settings.max_batch_windows)
             finally:
                 report.model.release()  # in memory mode the engine now owns what it built from the bytes
             loaded = perf_counter()
@@ -87,14 +86,12 @@ class ModelLoading:
             "downloaded_bytes": report.bytes,
             "python": platform.python_version(),
             **engine.backend.describe(),
-            "fidelity": fidelity(settings.variant, report.fidelity),
+            "fidelity": fidelity(variant, report.fidelity),
         }
         timings = {name: round(value, 3) for name, value in phases.items()}
         logger.info("model loaded", extra={"load_seconds": round(seconds, 3), **timings, **info, **sandbox()})
         warmup_ms = phases["warmup_s"] * 1000  # one window: the first estimate of the time budget
-        identity = ModelIdentity(
-            info["model"], report.revision, report.manifest_sha256, settings.variant.name
-        )
+        identity = ModelIdentity(info["model"], report.revision, report.manifest_sha256, variant.name)
         cache = make_cache(identity, settings.answer_cache_entries, settings.answer_cache_mb)
         budget = TimeBudget(ms_per_window=warmup_ms)
         return QAService(engine, settings, info=info, budget=budget, golden=report.golden, cache=cache)
@@ -118,14 +115,36 @@ def fidelity(variant: Variant, measured: Mapping[str, Any] | None) -> dict[str, 
     return dict(measured) if measured else "not measured (published before fidelity was recorded)"
 
 
+def _served(settings: Settings, name: str) -> Variant:
+    """The variant the store found: the settings' choice, or its fallback when the model lacks the choice."""
+    fallback = settings.fallback
+    if fallback is None or fallback.name != name:
+        return settings.variant
+    logger.warning(
+        f"the model has no {settings.variant.name}, this CPU's choice: serving {name}",
+        extra={
+            "chosen": settings.variant.name,
+            "served": name,
+            "fix": f"publish with {settings.variant.name}",
+        },
+    )
+    return fallback
+
+
 def warm_from_settings(settings: Settings) -> WarmupReport:
     """The model as the settings place it: baked into the image (MODEL_LOCAL_PATH) wins over S3 (MODEL_S3_URI)."""
     variant, source = settings.variant.name, settings.model_source
+    fallback = settings.fallback.name if settings.fallback else None
     if isinstance(source, S3Location):
         return warm_from_s3(
-            source, settings.model_dir, variant, mode=settings.model_store, snapstart=settings.snapstart
+            source,
+            settings.model_dir,
+            variant,
+            mode=settings.model_store,
+            snapstart=settings.snapstart,
+            fallback=fallback,
         )
-    return open_baked(source, variant)
+    return open_baked(source, variant, fallback)
 
 
 def load_service(settings: Settings) -> QAService:

@@ -13,11 +13,16 @@ from handler.store.manifest_fetch import parse_manifest
 from handler.store.report import WarmupReport
 
 
-def open_baked(path: Path, variant: str) -> WarmupReport:
-    """A model baked into the image: nothing to fetch; a published copy is checked for the variant's files."""
+def open_baked(path: Path, variant: str, fallback: str | None = None) -> WarmupReport:
+    """A model baked into the image: nothing to fetch; a published copy is checked for the variant's files.
+
+    ``fallback``: the variant to serve if the directory has no ``variant`` (not published, no weight file).
+    """
     name, revision, count, fidelity, golden = path.name, "", 0, None, None
     if (path / MANIFEST_NAME).is_file():  # a published copy: check the variant's files are all there
         manifest = parse_manifest((path / MANIFEST_NAME).read_bytes(), None)
+        if fallback and variant not in manifest.variants:
+            variant = fallback
         needed = manifest.files_for(variant)
         missing = [f.key for f in needed if not cache.has_size(path / f.key, f.size)]
         if missing:
@@ -25,7 +30,10 @@ def open_baked(path: Path, variant: str) -> WarmupReport:
         name, revision, count = manifest.name, manifest.revision, len(needed)
         fidelity, golden = manifest.fidelity.get(variant), manifest.golden
     else:
-        _require_weight_file(path, variants.get(variant))
+        wanted = variants.get(variant)
+        if fallback and not (path / wanted.weight_file).is_file():
+            variant, wanted = fallback, variants.get(fallback)
+        _require_weight_file(path, wanted)
     report = WarmupReport(
         model=DirectoryFiles(path),
         variant=variant,

@@ -48,6 +48,7 @@ class _Published:
     files: tuple[FileEntry, ...]
     digest: str
     started: float
+    variant: str  # the one whose files these are: the requested one, or its fallback
 
     def report(self, model: ModelFiles, variant: str, *, skipped: bool, **extra: Any) -> WarmupReport:
         result = WarmupReport(
@@ -74,6 +75,7 @@ def _published(
     variant: str,
     client: BaseClient | None,
     transfer: TransferConfig | None,
+    fallback: str | None = None,
 ) -> _Published:
     from handler.store.download import default_transfer_config
 
@@ -84,6 +86,8 @@ def _published(
     client = client or make_client(max_pool_connections=transfer.max_request_concurrency + 2)
     raw = fetch_manifest(client, location)
     manifest = parse_manifest(raw, location)
+    if fallback and variant not in manifest.variants:
+        variant = fallback
     files = manifest.files_for(variant)
     if not files or variant not in manifest.variants:
         raise InvalidManifest(
@@ -101,6 +105,7 @@ def _published(
         files=files,
         digest=digest,
         started=started,
+        variant=variant,
     )
 
 
@@ -174,10 +179,12 @@ def warm_from_s3(
     snapstart: bool = False,
     client: BaseClient | None = None,
     transfer: TransferConfig | None = None,
+    fallback: str | None = None,
 ) -> WarmupReport:
     """The init path for a model in S3: on disk under ``cache_root`` or in memory, as ``choose_store`` says
-    for MODEL_STORE=``mode``."""
-    published = _published(location, variant, client, transfer)
+    for MODEL_STORE=``mode``. ``fallback``: the variant to serve if the manifest has no ``variant``."""
+    published = _published(location, variant, client, transfer, fallback)
+    variant = published.variant
     target = cache.entry_dir(cache_root, published.digest, variant)
     store, reason = choose_store(
         mode,

@@ -13,10 +13,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 from handler.errors import ConfigurationError
+
+# QA_<BACKEND>_PRECISION=auto, as unset: the CPU's int8 flags choose (Variant.preferred_on), else the default.
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class Variant:
     # answer spans on its probe set (qa_tools.fidelity), records it in the manifest and gates on it.
     reference: str | None = None
     published_by_default: bool = True  # publish builds it when --variants is not given
+    # int8 flags (handler.hardware.cpu.INT8_FLAGS): with the precision variable unset, a CPU with any of them is
+    # served this variant instead of the default, when the published model has it (else the default).
+    preferred_on: tuple[str, ...] = ()
 
     @property
     def precision_env(self) -> str:
@@ -76,8 +83,10 @@ BACKENDS: tuple[str, ...] = tuple(sorted({v.backend for v in VARIANTS.values()})
 
 
 def precisions(backend: str) -> tuple[str, ...]:
-    """The values QA_<BACKEND>_PRECISION accepts for ``backend``, sorted."""
-    return tuple(sorted(v.precision for v in VARIANTS.values() if v.backend == backend))
+    """The values QA_<BACKEND>_PRECISION accepts for ``backend``, sorted: its variants' precisions, and ``auto``
+    where a variant is preferred on some CPUs."""
+    own = [v for v in VARIANTS.values() if v.backend == backend]
+    return tuple(sorted([v.precision for v in own] + ([AUTO] if any(v.preferred_on for v in own) else [])))
 
 
 def default_for(backend: str) -> Variant:
@@ -92,11 +101,20 @@ def get(name: str) -> Variant:
         raise ValueError(f"unknown variant {name!r}; choose one of {', '.join(NAMES)}") from None
 
 
-def select(backend: str, precision: str | None) -> Variant:
-    """The variant QA_BACKEND and its precision variable name; a mistake names the variable and the choices."""
+def select(backend: str, precision: str | None, int8: Collection[str] = ()) -> Variant:
+    """The variant QA_BACKEND and its precision variable name; a mistake names the variable and the choices.
+
+    ``int8``: the CPU's int8 flags; with ``precision`` None or ``auto``, a variant preferred on one of them
+    wins over the default (``preferred_on``).
+    """
     candidates = [v for v in VARIANTS.values() if v.backend == backend]
     if not candidates:
         raise ConfigurationError(f"QA_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if precision in (None, AUTO):
+        precision = None
+        for variant in candidates:
+            if set(variant.preferred_on) & set(int8):
+                return variant
     for variant in candidates:
         if (precision is None and variant.default) or variant.precision == precision:
             return variant

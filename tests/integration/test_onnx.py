@@ -19,9 +19,9 @@ from handler.backends import load_backend
 from handler.backends.onnx_backend import OUTPUT_NAMES, OnnxBackend, session_options
 from handler.backends.torch_backend import TorchBackend
 from handler.engine import QAEngine, QAParams
-from qa_tools import quantize
+from qa_tools import calibration, quantize
 from qa_tools.export import build_fp32
-from qa_tools.quantize import build_int8, build_int8_fast
+from qa_tools.quantize import build_int8, build_int8_fast, build_int8_qgemm
 from qa_tools.tiny_models import (
     END_WORD,
     KINDS,
@@ -33,8 +33,16 @@ from qa_tools.tiny_models import (
 )
 from tests.fixtures import ROOT as REPO
 
-ONNX_FILES = {name: variants.get(name).weight_file for name in ("onnx-fp32", "onnx-int8", "onnx-int8-fast")}
-RECIPES = {"onnx-int8": quantize.faithful, "onnx-int8-fast": quantize.dynamic}
+ONNX_VARIANTS = ("onnx-fp32", "onnx-int8", "onnx-int8-fast", "onnx-int8-qgemm")
+ONNX_FILES = {name: variants.get(name).weight_file for name in ONNX_VARIANTS}
+
+
+def _qgemm(fp32: Path, path: Path) -> None:
+    """The QGEMM recipe calibrated as publish does, on the shipped calibration text (the export's tokenizer)."""
+    quantize.qgemm(fp32, path, calibration.feeds(fp32.parent))
+
+
+RECIPES = {"onnx-int8": quantize.faithful, "onnx-int8-fast": quantize.dynamic, "onnx-int8-qgemm": _qgemm}
 # fp32 ONNX vs torch: the same float32 arithmetic with different kernels and fusion order.
 LOGITS_ATOL = 1e-4
 LOGITS_RTOL = 1e-4
@@ -57,6 +65,7 @@ def _exported(kind: ModelKind, tmp_path_factory: pytest.TempPathFactory) -> Path
     model_dir = build_tiny_model(tmp_path_factory.mktemp(f"onnx-{kind}"), kind)
     build_int8(model_dir, model_dir)  # and the fp32 file it is quantized from
     build_int8_fast(model_dir, model_dir)
+    build_int8_qgemm(model_dir, model_dir)
     return model_dir
 
 
@@ -135,6 +144,13 @@ def test_export_writes_fp32_and_int8_with_the_torch_backends_inputs(
     )  # Q/K/V included: no packed Attention
     assert {"MultiHeadAttention", "GatherBlockQuantized"} <= faithful_ops and "Attention" not in faithful_ops
     assert "MatMulInteger" in fast_ops
+    qgemm_ops = {n.op_type for n in onnx.load(str(exported / ONNX_FILES["onnx-int8-qgemm"])).graph.node}
+    assert {
+        "MatMulIntegerToFloat",
+        "MatMulNBits",
+        "GatherBlockQuantized",
+    } <= qgemm_ops  # a third kept in blocks
+    assert "MatMul" not in qgemm_ops
     fp32_size = (exported / ONNX_FILES["onnx-fp32"]).stat().st_size
     assert all((exported / ONNX_FILES[v]).stat().st_size < fp32_size for v in RECIPES)
 
@@ -142,7 +158,7 @@ def test_export_writes_fp32_and_int8_with_the_torch_backends_inputs(
 def test_reexporting_the_same_model_gives_identical_bytes(exported_roberta: Path, tmp_path: Path) -> None:
     """The publish CLI skips uploads by content hash: an unchanged model must not look changed."""
     again = [build_fp32(exported_roberta, tmp_path), build_int8(exported_roberta, tmp_path)]
-    again.append(build_int8_fast(exported_roberta, tmp_path))
+    again += [build_int8_fast(exported_roberta, tmp_path), build_int8_qgemm(exported_roberta, tmp_path)]
     assert [p.name for p in again] == list(ONNX_FILES.values())
     for path in again:
         assert path.read_bytes() == (exported_roberta / path.name).read_bytes(), path.name

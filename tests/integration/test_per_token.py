@@ -14,7 +14,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from qa_tools.per_token import quantize_weight, rewrite, sensitivity, weight_matmuls
+from qa_tools.per_token import local_error, quantize_weight, rewrite, sensitivity, weight_matmuls
 
 K, N = 64, 48
 
@@ -116,3 +116,22 @@ def test_sensitivity_ranks_the_matmul_whose_quantization_moves_the_outputs_most(
     ranked = sensitivity(path, [{"x": x}])
     assert [name for name, _ in ranked] == ["proj2", "proj1"]
     assert ranked[0][1] > 50 * ranked[1][1] > 0
+
+
+def test_local_error_ranks_by_each_matmuls_own_relative_output_error(
+    data: tuple[np.ndarray, ...], tmp_path: Path
+) -> None:
+    """One fp32 pass, the products redone in numpy: the figure is the emulated per-token product's error."""
+    x, w1, _, bias = data
+    w2 = w1.copy()
+    w2[0] *= 50.0  # one huge input row: every output channel's scale is set by it, the rest quantize coarsely
+    path = tmp_path / "tiny.onnx"
+    onnx.save(two_projections(w1, w2, bias), str(path))
+    ranked = dict(local_error(path, [{"x": x}]))
+    assert list(ranked) == ["proj2", "proj1"]
+    for name, w in (("proj1", w1), ("proj2", w2)):
+        exact = x.reshape(-1, K).astype(np.float64) @ w
+        error = emulate(x.reshape(-1, K), w, 8) - exact
+        assert ranked[name] == pytest.approx(
+            np.sqrt(np.square(error).sum() / np.square(exact).sum()), rel=1e-3
+        )

@@ -175,7 +175,9 @@ def fake_builders(calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
         sys.modules, "qa_tools.export", types.SimpleNamespace(build_fp32=builder("onnx-fp32"))
     )
     fake_quantize = types.SimpleNamespace(
-        build_int8=builder("onnx-int8"), build_int8_fast=builder("onnx-int8-fast")
+        build_int8=builder("onnx-int8"),
+        build_int8_fast=builder("onnx-int8-fast"),
+        build_int8_qgemm=builder("onnx-int8-qgemm"),
     )
     monkeypatch.setitem(sys.modules, "qa_tools.quantize", fake_quantize)
 
@@ -196,8 +198,14 @@ def fake_builders(calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
         (["onnx-fp32"], ["onnx-fp32"], {"model.onnx"}),
         (
             list(VARIANT_NAMES),
-            ["onnx-fp32", "onnx-int8", "onnx-int8-fast"],
-            {"model.safetensors", "model.onnx", "model.int8.onnx", "model.int8-fast.onnx"},
+            ["onnx-fp32", "onnx-int8", "onnx-int8-fast", "onnx-int8-qgemm"],
+            {
+                "model.safetensors",
+                "model.onnx",
+                "model.int8.onnx",
+                "model.int8-fast.onnx",
+                "model.int8-qgemm.onnx",
+            },
         ),
     ],
 )

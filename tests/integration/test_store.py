@@ -19,6 +19,7 @@ from botocore.client import BaseClient
 from handler.engine import QAEngine
 from handler.runtime.loader import warm_from_settings
 from handler.settings import Settings
+from handler.store.baked import open_baked
 from handler.store.errors import (
     AccessDenied,
     BucketNotFound,
@@ -35,7 +36,7 @@ from handler.store.errors import (
 )
 from handler.store.manifest import MANIFEST_NAME, MARKER_NAME, Manifest
 from handler.store.s3 import make_client
-from handler.store.warm import warm_model
+from handler.store.warm import warm_from_s3, warm_model
 from qa_tools.publish import publish
 from qa_tools.tiny_models import PlantedModel
 from tests.fixtures.s3 import Bucket, CuttingProxy
@@ -348,6 +349,27 @@ def test_invalid_manifest(s3_bucket: Bucket, tmp_path: Path, body: bytes, reason
 def test_a_variant_that_was_not_published(published: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidManifest, match="--variants onnx-int8"):
         warm_model(published, tmp_path, "onnx-int8")
+
+
+def test_the_cpus_choice_falls_back_to_a_published_variant(published: str, tmp_path: Path) -> None:
+    """QA_ONNX_PRECISION=auto on an older manifest: the default serves instead of a failed init."""
+    report = warm_from_s3(published, tmp_path, "onnx-int8-qgemm", fallback="torch")
+    assert report.variant == "torch" and (report.model_dir / "model.safetensors").is_file()
+    assert not list(report.model_dir.glob("*.onnx"))
+    kept = warm_from_s3(published, tmp_path / "again", "torch", fallback="onnx-int8")
+    assert kept.variant == "torch"  # a published choice is served: the fallback is only for its absence
+
+
+def test_a_baked_directory_without_the_cpus_choice_serves_the_fallback(
+    published: str, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    assert (
+        open_baked(tiny_bert_dir, "onnx-int8-qgemm", fallback="torch").variant == "torch"
+    )  # plain directory
+    copy = warm_model(published, tmp_path, "torch").model_dir  # a published copy: its manifest decides
+    assert open_baked(copy, "onnx-int8-qgemm", fallback="torch").variant == "torch"
+    with pytest.raises(VariantMissing):
+        open_baked(tiny_bert_dir, "onnx-int8-qgemm")
 
 
 @pytest.mark.parametrize("change", ["same size", "truncated", "longer"])

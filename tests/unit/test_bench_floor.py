@@ -16,8 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import _report
 
 from handler import variants
+from handler.hardware import cpu
 
 WORKLOADS = ("short", "384")
+DEFAULT = _report.DEFAULT_CONFIG  # this CPU's default onnx variant: the figures below are injected under it
 
 
 def _cold() -> dict[str, float]:
@@ -38,14 +40,14 @@ def results(warm_ms: dict[str, dict[str, list[float]]]) -> dict[str, Any]:
     }
 
 
-def test_the_floor_is_the_registry_default_onnx_variant() -> None:
-    assert _report.DEFAULT_CONFIG == variants.select("onnx", None).name == "onnx-int8"
+def test_the_floor_is_the_onnx_variant_this_cpu_gets_by_default() -> None:
+    assert variants.select("onnx", None, cpu.describe()["int8"]).name == _report.DEFAULT_CONFIG
 
 
 def test_a_default_faster_on_every_warm_figure_meets_the_floor() -> None:
     figures = results({
         "seeds": {"short": [100.0, 110.0, 120.0], "384": [400.0, 420.0, 500.0]},
-        "onnx-int8": {"short": [40.0, 50.0, 60.0], "384": [150.0, 160.0, 170.0]},
+        DEFAULT: {"short": [40.0, 50.0, 60.0], "384": [150.0, 160.0, 170.0]},
     })  # fmt: skip
     assert _report.floor_missed(figures) == []
     assert _report.floor_verdict(figures).startswith("- MET:")
@@ -56,7 +58,7 @@ def test_a_default_slower_on_one_percentile_misses_the_floor_and_names_it() -> N
     figures = results({
         "seeds": {"short": [100.0, 100.0, 100.0], "384": [400.0, 400.0, 400.0]},
         # Faster at p50 and p90 of the 384 workload, slower at its tail only.
-        "onnx-int8": {"short": [40.0, 40.0, 40.0], "384": [200.0, 200.0, 200.0, 200.0, 200.0, 900.0]},
+        DEFAULT: {"short": [40.0, 40.0, 40.0], "384": [200.0, 200.0, 200.0, 200.0, 200.0, 900.0]},
         "torch": {"short": [90.0, 90.0, 90.0], "384": [390.0, 390.0, 390.0]},
     })  # fmt: skip
     missed = _report.floor_missed(figures)
@@ -71,7 +73,7 @@ def test_a_default_slower_on_one_percentile_misses_the_floor_and_names_it() -> N
 def test_only_the_default_is_held_to_the_floor(other: str) -> None:
     figures = results({
         "seeds": {"short": [100.0], "384": [400.0]},
-        "onnx-int8": {"short": [50.0], "384": [200.0]},
+        DEFAULT: {"short": [50.0], "384": [200.0]},
         other: {"short": [500.0], "384": [900.0]},
     })  # fmt: skip
     assert _report.floor_missed(figures) == []
@@ -79,7 +81,7 @@ def test_only_the_default_is_held_to_the_floor(other: str) -> None:
 
 def test_cold_figures_do_not_count_toward_the_floor() -> None:
     figures = results(
-        {"seeds": {"short": [100.0], "384": [400.0]}, "onnx-int8": {"short": [50.0], "384": [200.0]}}
+        {"seeds": {"short": [100.0], "384": [400.0]}, DEFAULT: {"short": [50.0], "384": [200.0]}}
     )
-    figures["configs"]["onnx-int8"]["cold"] = [{**_cold(), "total_s": 99.0, "load_s": 50.0}]
+    figures["configs"][DEFAULT]["cold"] = [{**_cold(), "total_s": 99.0, "load_s": 50.0}]
     assert _report.floor_missed(figures) == []

@@ -45,8 +45,13 @@ def test_s3_settings_go_to_the_store_as_plain_arguments(monkeypatch: pytest.Monk
     loader.warm_from_settings(settings)
     assert seen == {
         "args": (location, UNIT_SETTINGS.model_dir, "torch"),
-        "kwargs": {"mode": "memory", "snapstart": True},
+        "kwargs": {"mode": "memory", "snapstart": True, "fallback": None},
     }
+    onnx = dataclasses.replace(
+        settings, variant=variants.get("onnx-int8-qgemm"), fallback=variants.get("onnx-int8")
+    )
+    loader.warm_from_settings(onnx)
+    assert seen["args"][2] == "onnx-int8-qgemm" and seen["kwargs"]["fallback"] == "onnx-int8"
 
 
 def test_a_local_path_is_the_baked_model(tmp_path: Path) -> None:
@@ -80,6 +85,26 @@ def test_a_loaded_model_makes_a_ready_service(
     context = f"a {START_WORD} b {END_WORD} c"
     assert service.health()["status"] == "ok"
     assert engine.answer([("q", context)])[0][0].answer == f"{START_WORD} b {END_WORD}"
+
+
+def test_the_fallback_serves_when_the_store_found_only_it(
+    tmp_path: Path,
+    planted_engine: Callable[..., QAEngine],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The CPU chose onnx-int8-qgemm, the model has only onnx-int8: that one is loaded, named and logged."""
+    chosen = variants.get("onnx-int8-qgemm")
+    settings = dataclasses.replace(UNIT_SETTINGS, variant=chosen, fallback=CHEAP)
+    warmed = report(tmp_path)  # what the store found: CHEAP's files
+    engine = planted_engine()
+    loads: list[Any] = []
+    monkeypatch.setattr(loader, "warm_from_settings", lambda s: warmed)
+    monkeypatch.setattr(QAEngine, "load", staticmethod(lambda *a, **k: loads.append(a) or engine))
+    with caplog.at_level("WARNING"):
+        service = loader.ModelLoading(settings).service()
+    assert loads == [(warmed.model, CHEAP)] and service.engine is engine
+    assert f"has no {chosen.name}" in caplog.text and f"serving {CHEAP.name}" in caplog.text
 
 
 def test_a_model_that_fails_to_load_gives_a_503_service(

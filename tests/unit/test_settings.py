@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from handler.errors import ConfigurationError
+from handler.hardware import cpu
 from handler.settings import Settings
 from handler.store.s3 import S3Location
+from qa_tools.emulation.machines import GRAVITON2_CPUINFO
 
 ALL = (
     "MODEL_S3_URI",
@@ -56,7 +58,6 @@ def test_a_model_in_the_image_wins_over_s3(env: pytest.MonkeyPatch, model_dir: P
 @pytest.mark.parametrize(
     ("backend", "precision", "variant"),
     [
-        ("onnx", None, "onnx-int8"),
         ("onnx", "fp32", "onnx-fp32"),
         ("ONNX", "INT8", "onnx-int8"),
         ("torch", None, "torch"),
@@ -70,6 +71,44 @@ def test_backend_and_precision_select_a_variant(
     if precision:
         env.setenv("QA_ONNX_PRECISION", precision)
     assert Settings.from_env().variant.name == variant
+
+
+AVX2 = "processor\t: 0\nmodel name\t: AMD EPYC 7R32\nflags\t\t: fpu sse2 avx avx2 fma\n"
+VNNI = "processor\t: 0\nmodel name\t: Intel Xeon 8375C\nflags\t\t: avx2 avx512f avx512_vnni\n"
+AMX = (
+    "processor\t: 0\nmodel name\t: Intel Xeon 8488C\nflags\t\t: avx2 avx512_vnni avx_vnni amx_int8 amx_tile\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("precision", "cpuinfo", "variant", "fallback"),
+    [
+        (None, AVX2, "onnx-int8", None),  # MatMulNBits where no int8 dot product: nothing to fall back to
+        (None, VNNI, "onnx-int8-qgemm", "onnx-int8"),
+        ("auto", AMX, "onnx-int8-qgemm", "onnx-int8"),  # the template's default
+        ("auto", GRAVITON2_CPUINFO.read_text(), "onnx-int8", None),
+        ("int8", AMX, "onnx-int8", None),  # a named precision is obeyed on any CPU
+        ("int8-qgemm", AVX2, "onnx-int8-qgemm", None),
+    ],
+)
+def test_the_cpu_chooses_the_int8_recipe_unless_one_is_named(
+    env: pytest.MonkeyPatch,
+    model_dir: Path,
+    tmp_path: Path,
+    precision: str | None,
+    cpuinfo: str,
+    variant: str,
+    fallback: str | None,
+) -> None:
+    (tmp_path / "cpuinfo").write_text(cpuinfo)
+    env.setattr(cpu, "CPUINFO", tmp_path / "cpuinfo")
+    env.setenv("MODEL_LOCAL_PATH", str(model_dir))
+    env.setenv("QA_BACKEND", "onnx")
+    if precision:
+        env.setenv("QA_ONNX_PRECISION", precision)
+    settings = Settings.from_env()
+    assert settings.variant.name == variant
+    assert (settings.fallback.name if settings.fallback else None) == fallback
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 
 from handler import variants
 from handler.errors import ConfigurationError
+from handler.hardware import cpu
 
 VARIANTS = list(variants.VARIANTS.values())
 BY_NAME = [pytest.param(v, id=v.name) for v in VARIANTS]
@@ -102,3 +103,17 @@ def test_adding_a_variant_is_adding_a_module(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(variants, "VARIANTS", found)
     assert variants.select("onnx", "fp16").weight_file == "model.fp16.onnx"
     sys.modules.pop("handler.variants.onnx_fp16", None)
+
+
+@pytest.mark.parametrize("variant", [pytest.param(v, id=v.name) for v in VARIANTS if v.preferred_on])
+def test_a_cpu_preferred_variant_is_published_and_chosen_on_its_cpus_only(variant: variants.Variant) -> None:
+    """What ``auto`` may choose is there after a plain publish; its flags are ones handler.hardware reads."""
+    assert variant.name in variants.PUBLISHED_BY_DEFAULT
+    assert set(variant.preferred_on) <= set(cpu.INT8_FLAGS)
+    assert variants.AUTO in variants.precisions(variant.backend)
+    for flag in variant.preferred_on:
+        assert variants.select(variant.backend, None, [flag, "avx2"]) is variant
+        assert variants.select(variant.backend, variants.AUTO, [flag]) is variant
+    others = [f for f in cpu.INT8_FLAGS if f not in variant.preferred_on]
+    assert variants.select(variant.backend, None, others) is variants.default_for(variant.backend)
+    assert variants.select(variant.backend, variant.precision, []) is variant
