@@ -130,20 +130,9 @@ def log(message: str) -> None:
 
 
 def calibration_feeds(model_dir: Path, squad: Path, skip: int, count: int) -> list[dict[str, np.ndarray]]:
-    """``count`` (question, context) windows of 384 tokens from the answerable questions after the first ``skip``."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.enable_truncation(max_length=table.WINDOW_TOKENS, strategy="only_second")
-    feeds = []
-    for item in load_items(squad, skip + count)[skip:]:
-        enc = tokenizer.encode(item.question, item.context)
-        feeds.append({
-            "input_ids": np.array([enc.ids], np.int64),
-            "attention_mask": np.array([enc.attention_mask], np.int64),
-            "token_type_ids": np.array([enc.type_ids], np.int64),
-        })  # fmt: skip
-    return feeds
+    """``count`` windows, cut as the engine cuts them, of the answerable questions after the first ``skip``."""
+    items = load_items(squad, skip + count)[skip:]
+    return qa_tools.calibration.feeds(model_dir, [(item.question, item.context) for item in items])
 
 
 def ort_operators(path: Path) -> str:
