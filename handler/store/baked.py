@@ -21,8 +21,7 @@ def open_baked(path: Path, variant: str, fallback: str | None = None) -> WarmupR
     name, revision, count, fidelity, golden = path.name, "", 0, None, None
     if (path / MANIFEST_NAME).is_file():  # a published copy: check the variant's files are all there
         manifest = parse_manifest((path / MANIFEST_NAME).read_bytes(), None)
-        if fallback and variant not in manifest.variants:
-            variant = fallback
+        variant = manifest.serving(variant, fallback)
         needed = manifest.files_for(variant)
         missing = [f.key for f in needed if not cache.has_size(path / f.key, f.size)]
         if missing:

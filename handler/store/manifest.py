@@ -128,6 +128,10 @@ class Manifest:
         weights = {v for f in self.files if len(f.variants) == 1 for v in f.variants}
         return tuple(v for v in registry.NAMES if v in weights)
 
+    def serving(self, variant: str, fallback: str | None) -> str:
+        """``variant``, or ``fallback`` (when given) if this manifest cannot serve ``variant``."""
+        return fallback if fallback and variant not in self.variants else variant
+
     def to_json(self) -> bytes:
         """Deterministic bytes (no timestamps): publishing the same files twice yields the same manifest."""
         doc = {

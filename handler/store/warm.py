@@ -86,8 +86,7 @@ def _published(
     client = client or make_client(max_pool_connections=transfer.max_request_concurrency + 2)
     raw = fetch_manifest(client, location)
     manifest = parse_manifest(raw, location)
-    if fallback and variant not in manifest.variants:
-        variant = fallback
+    variant = manifest.serving(variant, fallback)
     files = manifest.files_for(variant)
     if not files or variant not in manifest.variants:
         raise InvalidManifest(
