@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from handler.hardware import cpu
 from qa_tools.emulation.machines import GRAVITON2_CPUINFO
-
-X86_VNNI = """processor\t: 0
-vendor_id\t: GenuineIntel
-model name\t: Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz
-flags\t\t: fpu sse2 avx avx2 avx512f avx512_vnni
-
-processor\t: 1
-model name\t: another
-"""
-X86_AVX2 = "processor\t: 0\nmodel name\t: AMD EPYC 7R32\nflags\t\t: fpu sse2 avx avx2 fma\n"
+from tests.fixtures.cpuinfo import X86_AVX2, X86_VNNI
 
 
 def test_x86_model_and_int8_flags_best_first() -> None:

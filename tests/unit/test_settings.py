@@ -12,6 +12,7 @@ from handler.hardware import cpu
 from handler.settings import Settings
 from handler.store.s3 import S3Location
 from qa_tools.emulation.machines import GRAVITON2_CPUINFO
+from tests.fixtures.cpuinfo import X86_AMX, X86_AVX2, X86_VNNI
 
 ALL = (
     "MODEL_S3_URI",
@@ -73,22 +74,15 @@ def test_backend_and_precision_select_a_variant(
     assert Settings.from_env().variant.name == variant
 
 
-AVX2 = "processor\t: 0\nmodel name\t: AMD EPYC 7R32\nflags\t\t: fpu sse2 avx avx2 fma\n"
-VNNI = "processor\t: 0\nmodel name\t: Intel Xeon 8375C\nflags\t\t: avx2 avx512f avx512_vnni\n"
-AMX = (
-    "processor\t: 0\nmodel name\t: Intel Xeon 8488C\nflags\t\t: avx2 avx512_vnni avx_vnni amx_int8 amx_tile\n"
-)
-
-
 @pytest.mark.parametrize(
     ("precision", "cpuinfo", "variant", "fallback"),
     [
-        (None, AVX2, "onnx-int8", None),  # MatMulNBits where no int8 dot product: nothing to fall back to
-        (None, VNNI, "onnx-int8-qgemm", "onnx-int8"),
-        ("auto", AMX, "onnx-int8-qgemm", "onnx-int8"),  # the template's default
+        (None, X86_AVX2, "onnx-int8", None),  # MatMulNBits where no int8 dot product: nothing to fall back to
+        (None, X86_VNNI, "onnx-int8-qgemm", "onnx-int8"),
+        ("auto", X86_AMX, "onnx-int8-qgemm", "onnx-int8"),  # the template's default
         ("auto", GRAVITON2_CPUINFO.read_text(), "onnx-int8", None),
-        ("int8", AMX, "onnx-int8", None),  # a named precision is obeyed on any CPU
-        ("int8-qgemm", AVX2, "onnx-int8-qgemm", None),
+        ("int8", X86_AMX, "onnx-int8", None),  # a named precision is obeyed on any CPU
+        ("int8-qgemm", X86_AVX2, "onnx-int8-qgemm", None),
     ],
 )
 def test_the_cpu_chooses_the_int8_recipe_unless_one_is_named(
