@@ -83,6 +83,12 @@ def candidates(model_dir: Path, calibration: Sequence[dict[str, np.ndarray]]) ->
             f"as published (default with int8 dot products): per-token, smoothing a={qa_tools.quantize.SMOOTH_ALPHA}, "
             f"the worst {qa_tools.quantize.KEEP_SHARE:.0%} by output error in MatMulNBits; qa_tools/calibration",
         ),
+        Candidate(
+            "smooth0.5-gptq-local17%-two-pass-shipped",
+            "onnx-int8",
+            functools.partial(_PT, calibration=shipped, smooth_alpha=0.5, keep_share=1 / 6, keep_as="two-pass", gptq=True),
+            "smooth0.5-gptq-local17%-two-pass calibrated on qa_tools/calibration, as publish would",
+        ),
         Candidate("onnx-int8-fast", "onnx-int8", qa_tools.quantize.dynamic, "quantize_dynamic per-channel (per-tensor activations)"),
         Candidate("per-token-w8", "onnx-int8", _PT, "per-token activations, int8 per-channel weights, fusions"),
         Candidate("per-token-w7", "onnx-int8", functools.partial(_PT, weight_bits=7), "per-token, 7-bit weights (no AVX2 int16 saturation)"),
@@ -97,19 +103,23 @@ def candidates(model_dir: Path, calibration: Sequence[dict[str, np.ndarray]]) ->
                 f"per-token w8 + SmoothQuant-style migration a={alpha} (explicit Mul per input), fusions",
             )
         )
-    for share, rank, keep_as in (
+    for share, rank, keep_as, gptq in (
         (
-            (0.22, "damage", "fp32"),
-            (0.22, "local", "fp32"),
-            (0.22, "local", "blocks"),
-            (0.11, "local", "blocks"),
+            (0.22, "damage", "fp32", False),
+            (0.22, "local", "fp32", False),
+            (0.22, "local", "blocks", False),
+            (0.11, "local", "blocks", False),
+            (1 / 3, "local", "two-pass", False),
+            (0.0, "local", "two-pass", True),
+            (1 / 6, "local", "two-pass", True),
+            (1 / 3, "local", "two-pass", True),
         )
         if calibration
         else ()
     ):
         rows.append(
             Candidate(
-                f"smooth0.5-{rank}{share:.0%}-{keep_as}",
+                f"smooth0.5{'-gptq' * gptq}-{rank}{share:.0%}-{keep_as}",
                 "onnx-int8",
                 functools.partial(
                     _PT,
@@ -118,8 +128,10 @@ def candidates(model_dir: Path, calibration: Sequence[dict[str, np.ndarray]]) ->
                     keep_share=share,
                     rank=rank,
                     keep_as=keep_as,
+                    gptq=gptq,
                 ),
-                f"as smooth0.5, the {share:.0%} of MatMuls worst by {RANKS[rank]} (calibration windows) kept {keep_as}",
+                f"as smooth0.5{', GPTQ-rounded weights,' * gptq} the {share:.0%} of MatMuls worst by {RANKS[rank]} "
+                f"(calibration windows) kept {keep_as}",
             )
         )
     return rows

@@ -16,8 +16,9 @@ copy of it. On AVX2 the u8 x s8 kernel sums pairs of products in int16 (``vpmadd
 when both operands use their full range: ``weight_bits=7`` (weights in -63..63) rules that out.
 
 Options measured by ``bench/int8_recipes.py``: ``smooth_alpha`` (SmoothQuant-style per-input-channel
-migration: X / s and s * W rows, s = max|X|^a / max|W|^(1-a) from calibration windows; exact in fp32) and
-``keep`` (MatMuls left fp32 by name).
+migration: X / s and s * W rows, s = max|X|^a / max|W|^(1-a) from calibration windows; exact in fp32),
+``keep`` (MatMuls left fp32 by name), ``refine`` (MatMuls given a second QGEMM pass over their input's rounding
+residual) and ``hessians`` (GPTQ rounding of the weights).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
 
 _MS = "com.microsoft"
 _TINY = 1e-12  # a row of zeros (padding) gets this max instead of a division by zero
+GPTQ_DAMPING = 0.01  # share of the mean diagonal added to the Hessian: GPTQ's default, keeps it invertible
+RESIDUAL = 254  # the residual's grid: |residual| <= half a step of 1/127, spread over -127..127
 
 
 def _inputs(session: object, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -59,12 +62,28 @@ def weight_matmuls(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     ]
 
 
-def quantize_weight(weights: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric int8 per output channel (column): values in -(2^(bits-1)-1)..2^(bits-1)-1 and their scales."""
+def quantize_weight(
+    weights: np.ndarray, bits: int, hessian: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per output channel (column): values in -(2^(bits-1)-1)..2^(bits-1)-1 and their scales.
+
+    ``hessian`` (X^T X of the calibration inputs, ``hessians``): GPTQ's rounding, input row by input row,
+    each row's rounding error pushed onto the rows still to round along the inverse Hessian's Cholesky factor,
+    so the OUTPUT error on inputs like the calibration ones shrinks, for the same integers' cost.
+    """
     top = float(2 ** (bits - 1) - 1)
     scale = np.abs(weights).max(axis=0) / top
     scale[scale == 0] = 1.0
-    values = np.clip(np.round(weights / scale), -top, top).astype(np.int8)
+    if hessian is None:
+        return np.clip(np.round(weights / scale), -top, top).astype(np.int8), scale.astype(np.float32)
+    w = weights.astype(np.float64) / scale
+    h = hessian.astype(np.float64) + GPTQ_DAMPING * np.mean(np.diag(hessian)) * np.eye(len(hessian))
+    u = np.linalg.cholesky(np.linalg.inv(h)).T  # upper factor of H^-1
+    values = np.empty(w.shape, np.int8)
+    for k in range(len(w)):
+        q = np.clip(np.round(w[k]), -top, top)
+        values[k] = q
+        w[k + 1 :] -= np.outer(u[k, k + 1 :] / u[k, k], w[k] - q)
     return values, scale.astype(np.float32)
 
 
@@ -88,12 +107,17 @@ def rewrite(
     *,
     weight_bits: int = 8,
     keep: Collection[str] = (),
+    refine: Collection[str] = (),
     smooth: Mapping[str, np.ndarray] | None = None,
     smooth_alpha: float = 0.5,
+    hessians: Mapping[str, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
     """Replaces every weight MatMul (but those named in ``keep``) by the per-token int8 form, in place.
 
+    ``refine``: MatMuls that also multiply the rounding residual of their input, quantized again on a grid
+    ``RESIDUAL`` times finer (a second QGEMM): ~15-bit activations for twice the int8 work.
     ``smooth``: per weight-MatMul input name, max|X| per input channel from calibration (``channel_maxima``).
+    ``hessians``: per input name, X^T X from calibration (``hessians``): GPTQ rounding of the weights.
     """
     from onnx import helper, numpy_helper
 
@@ -109,6 +133,8 @@ def rewrite(
         numpy_helper.from_array(np.array(1 / 127, np.float32), "pt_a_scale"),
         numpy_helper.from_array(np.array(128, np.uint8), "pt_a_zero"),
     ]
+    if refine:
+        consts.append(numpy_helper.from_array(np.array(1 / (127 * RESIDUAL), np.float32), "pt_r_scale"))
     replaced: dict[str, list[onnx.NodeProto]] = {}  # first MatMul of a group -> nodes to put in its place
     dropped: set[str] = set()
     for g, (source, nodes) in enumerate(groups.items()):
@@ -116,8 +142,11 @@ def rewrite(
         new: list[onnx.NodeProto] = []
         x = source
         weights = {n.name: numpy_helper.to_array(inits[n.input[1]]).astype(np.float32) for n in nodes}
+        hessian = None if hessians is None else hessians.get(source)
         if smooth is not None and source in smooth:
             s = smoothing_scale(smooth[source], list(weights.values()), smooth_alpha)
+            if hessian is not None:
+                hessian = hessian / np.outer(s, s)  # of X / s
             consts.append(numpy_helper.from_array((1 / s).astype(np.float32), f"{p}_inv_s"))
             new.append(helper.make_node("Mul", [x, f"{p}_inv_s"], [f"{p}_xs"], name=f"{p}_smooth"))
             x = f"{p}_xs"
@@ -133,20 +162,41 @@ def rewrite(
                 "QuantizeLinear", [f"{p}_xn", "pt_a_scale", "pt_a_zero"], [f"{p}_xq"], name=f"{p}_quant"
             ),
         ]
+        if any(n.name in refine for n in nodes):
+            new += [
+                helper.make_node(
+                    "DequantizeLinear",
+                    [f"{p}_xq", "pt_a_scale", "pt_a_zero"],
+                    [f"{p}_xd"],
+                    name=f"{p}_dequant",
+                ),
+                helper.make_node("Sub", [f"{p}_xn", f"{p}_xd"], [f"{p}_res"], name=f"{p}_res"),
+                helper.make_node(
+                    "QuantizeLinear", [f"{p}_res", "pt_r_scale", "pt_a_zero"], [f"{p}_rq"], name=f"{p}_rquant"
+                ),
+            ]
         for node in nodes:
-            wq, w_scale = quantize_weight(weights[node.name], weight_bits)
+            wq, w_scale = quantize_weight(weights[node.name], weight_bits, hessian)
             q = f"{node.name}_pt"
             consts += [numpy_helper.from_array(wq, f"{q}_wq"), numpy_helper.from_array(w_scale, f"{q}_ws")]
+            passes = [(f"{p}_xq", "pt_a_scale", "y", "gemm")]  # (input, its scale, output, node) suffixes
+            if node.name in refine:
+                passes.append((f"{p}_rq", "pt_r_scale", "yr", "rgemm"))
             new += [
                 helper.make_node(
                     "MatMulIntegerToFloat",
-                    [f"{p}_xq", f"{q}_wq", "pt_a_scale", f"{q}_ws", "pt_a_zero"],
-                    [f"{q}_y"],
-                    name=f"{q}_gemm",
+                    [xq, f"{q}_wq", scale, f"{q}_ws", "pt_a_zero"],
+                    [f"{q}_{out}"],
+                    name=f"{q}_{name}",
                     domain=_MS,
-                ),
-                helper.make_node("Mul", [f"{q}_y", f"{p}_r"], list(node.output), name=f"{q}_rescale"),
+                )
+                for xq, scale, out, name in passes
             ]
+            y = f"{q}_y"
+            if node.name in refine:
+                new.append(helper.make_node("Add", [y, f"{q}_yr"], [f"{q}_y2"], name=f"{q}_refine"))
+                y = f"{q}_y2"
+            new.append(helper.make_node("Mul", [y, f"{p}_r"], list(node.output), name=f"{q}_rescale"))
             dropped.add(node.name)
         replaced[nodes[0].name] = new
     out: list[onnx.NodeProto] = []
@@ -194,6 +244,18 @@ def channel_maxima(model_path: Path, feeds: Sequence[Mapping[str, np.ndarray]]) 
     return maxima
 
 
+def hessians(model_path: Path, feeds: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """X^T X of every weight MatMul's input over the calibration feeds (fp32 graph), for GPTQ rounding."""
+    import onnx
+
+    sums: dict[str, np.ndarray] = {}
+    for values in matmul_inputs(onnx.load(str(model_path)), feeds):
+        for name, value in values.items():
+            x = value.reshape(-1, value.shape[-1]).astype(np.float64)
+            sums[name] = sums[name] + x.T @ x if name in sums else x.T @ x
+    return sums
+
+
 @quantizer_noise()
 def per_token(
     fp32: Path,
@@ -207,7 +269,8 @@ def per_token(
     smooth_alpha: float | None = 0.5,
     keep_share: float = 0.0,
     rank: Literal["local", "damage"] = "local",
-    keep_as: Literal["fp32", "blocks"] = "fp32",
+    keep_as: Literal["fp32", "blocks", "two-pass"] = "fp32",
+    gptq: bool = False,
 ) -> None:
     """The recipe over the fp32 export: ONNX Runtime's transformer fusions (as the faithful recipe, without the
     packed Attention), every weight MatMul per-token int8 (``rewrite``), embedding tables in 8-bit blocks.
@@ -215,7 +278,8 @@ def per_token(
     ``calibration``: model inputs (windows) for the SmoothQuant-style migration with ``smooth_alpha`` (None:
     no migration), its channel maxima measured on the graph being rewritten, and for ``keep_share``: that share
     of the weight MatMuls, ranked worst by ``rank`` (``local_error`` or ``sensitivity``) on the calibration
-    windows, kept out of QGEMM: fp32, or ``blocks`` (the faithful recipe's ``MatMulNBits``).
+    windows, kept out of QGEMM: fp32, or ``blocks`` (the faithful recipe's ``MatMulNBits``), or given a second
+    QGEMM pass (``two-pass``: ``rewrite``'s ``refine``); ``gptq``: the weights GPTQ-rounded on those windows.
     """
     import onnx
     import onnx_ir as ir
@@ -242,7 +306,8 @@ def per_token(
         if keep_share:
             ranked = (local_error if rank == "local" else sensitivity)(source, calibration, **options)
             keep = {*keep, *(name for name, _ in ranked[: round(keep_share * len(ranked))])}
-        rewrite(model, keep=keep, **options)  # type: ignore[arg-type]
+        options["hessians"] = hessians(source, calibration) if gptq else None
+        rewrite(model, **{"refine" if keep_as == "two-pass" else "keep": keep}, **options)  # type: ignore[arg-type]
         if keep and keep_as == "blocks":
             model = matmul_nbits(model)
     if embeddings:

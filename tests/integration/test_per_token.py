@@ -14,7 +14,15 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from qa_tools.per_token import local_error, quantize_weight, rewrite, sensitivity, weight_matmuls
+from qa_tools.per_token import (
+    RESIDUAL,
+    local_error,
+    per_token,
+    quantize_weight,
+    rewrite,
+    sensitivity,
+    weight_matmuls,
+)
 
 K, N = 64, 48
 
@@ -135,3 +143,86 @@ def test_local_error_ranks_by_each_matmuls_own_relative_output_error(
         assert ranked[name] == pytest.approx(
             np.sqrt(np.square(error).sum() / np.square(exact).sum()), rel=1e-3
         )
+
+
+def test_refined_matmuls_also_multiply_their_inputs_rounding_residual(data: tuple[np.ndarray, ...]) -> None:
+    """Two-pass: the residual of the int8 rounding, quantized on a grid RESIDUAL times finer, through QGEMM
+    again; the product is the numpy emulation of both passes, and far closer to fp32 than one pass."""
+    x, w1, w2, bias = data
+    model = rewrite(two_projections(w1, w2, bias), refine={"proj1"})
+    ops = [n.op_type for n in model.graph.node]
+    # The residual is quantized once for the group, multiplied again by the refined MatMul only.
+    assert ops.count("MatMulIntegerToFloat") == 3 and ops.count("QuantizeLinear") == 2
+    y1, y2 = run(model, x)
+    r = np.maximum(np.abs(x).max(-1, keepdims=True), np.float32(1e-12))
+    xn = x / r
+    q1 = np.clip(np.round(xn / np.float32(1 / 127)), -127, 127)
+    residual = xn - q1.astype(np.float32) * np.float32(1 / 127)
+    q2 = np.clip(np.round(residual / np.float32(1 / (127 * RESIDUAL))), -128, 127)
+    wq, w_scale = quantize_weight(w1, 8)
+    acc1, acc2 = (q.astype(np.int64) @ wq.astype(np.int64) for q in (q1, q2))
+    two_pass = (acc1 / 127 + acc2 / (127 * RESIDUAL)) * w_scale * r.astype(np.float64)
+    np.testing.assert_allclose(y1, two_pass + bias, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(y2, emulate(x, w2, 8), rtol=1e-5, atol=1e-4)  # not refined: one pass
+    exact = x.astype(np.float64) @ w1 + bias
+    one_pass = emulate(x, w1, 8) + bias
+    # What is left is the weights' rounding: the activations' share of the error is gone.
+    only_weights = (x.astype(np.float64) @ (wq.astype(np.float64) * w_scale)) + bias
+    assert np.abs(y1 - only_weights).max() < 0.02 * np.abs(one_pass - only_weights).max()
+    assert np.abs(y1 - exact).max() < np.abs(one_pass - exact).max()
+
+
+def test_gptq_rounding_lowers_the_output_error_on_inputs_like_the_calibration_ones() -> None:
+    """Correlated inputs (as a layer's are): GPTQ's integers give a smaller output error than rounding each
+    weight to nearest, on held-out inputs from the same distribution; same scales, same integer range."""
+    rng = np.random.default_rng(1)
+    mixing = rng.normal(size=(K, K))
+    calibration, held_out = (rng.normal(size=(4000, K)) @ mixing for _ in range(2))
+    w = rng.normal(0, 0.1, size=(K, N)).astype(np.float32)
+    nearest, scale = quantize_weight(w, 8)
+    rounded, gptq_scale = quantize_weight(w, 8, calibration.T @ calibration)
+    np.testing.assert_array_equal(gptq_scale, scale)
+    assert np.abs(rounded.astype(np.int16)).max() <= 127 and not np.array_equal(rounded, nearest)
+
+    def error(values: np.ndarray) -> float:
+        return float(np.square(held_out @ (values * scale.astype(np.float64)) - held_out @ w).sum())
+
+    assert error(rounded) < 0.8 * error(nearest)
+    # Uncorrelated inputs (a diagonal X^T X): nothing to push the error onto, GPTQ is rounding to nearest.
+    np.testing.assert_array_equal(quantize_weight(w, 8, np.diag(rng.uniform(1, 2, size=K)))[0], nearest)
+
+
+def test_the_recipe_refines_the_worst_share_and_gptq_rounds_on_the_calibration_windows(
+    data: tuple[np.ndarray, ...], tmp_path: Path
+) -> None:
+    """``per_token`` wires the pieces: the worse of two MatMuls (by ``local_error``) gets the second pass, and the
+    stored integers are GPTQ's (not rounding to nearest) for the calibration windows' inputs."""
+    x, w1, _, bias = data
+    w2 = w1.copy()
+    w2[0] *= 50.0  # proj2 quantizes worse (as in the local_error test)
+    fp32, out = tmp_path / "tiny.onnx", tmp_path / "tiny.int8.onnx"
+    onnx.save(two_projections(w1, w2, bias), str(fp32))
+    per_token(
+        fp32,
+        out,
+        fusions=False,
+        embeddings=False,
+        calibration=[{"x": x}],
+        smooth_alpha=None,  # no migration: proj2's huge row stays the worse one
+        keep_share=0.5,
+        keep_as="two-pass",
+        gptq=True,
+    )
+    model = onnx.load(str(out))
+    refined = [n.name for n in model.graph.node if n.name.endswith("_rgemm")]
+    assert refined == ["proj2_pt_rgemm"]
+    stored = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    nearest = rewrite(two_projections(w1, w2, bias))
+    assert not np.array_equal(
+        stored["proj1_pt_wq"],
+        numpy_helper.to_array(next(i for i in nearest.graph.initializer if i.name == "proj1_pt_wq")),
+    )
+    y1, y2 = run(model, x)
+    exact = x.astype(np.float64) @ w1 + bias
+    assert np.abs(y1 - exact).max() < 0.05 * np.abs(exact).max()
+    np.testing.assert_allclose(y2, x @ w2, rtol=0.02, atol=0.02 * np.abs(x @ w2).max())
