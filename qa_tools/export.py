@@ -4,8 +4,8 @@ Build-time code (torch, transformers, onnx, onnxscript): runs where the publish 
 The variant registry names ``build_fp32`` as the onnx-fp32 builder.
 The graph is captured with ``torch.onnx.export(..., dynamo=True)`` (torch.export-based, the default since
 torch 2.9): the TorchScript exporter (``dynamo=False``) is deprecated and slated for removal. Both graphs are
-single files (no external data) and re-exporting the same model yields identical bytes, so the publish CLI's
-content hashes skip unchanged uploads.
+single files (no external data) and re-exporting the same model yields identical bytes, from any checkout path
+(no stack traces naming it), so the publish CLI's content hashes skip unchanged uploads.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import onnx_ir as ir
 import torch
 
 from handler import variants
@@ -24,6 +25,7 @@ from handler.backends.onnx_backend import OUTPUT_NAMES
 from handler.backends.torch_backend import TorchBackend
 from qa_tools.export_log_filters import exporter_noise
 
+_STACK_TRACE = "pkg.torch.onnx.stack_trace"  # node metadata key of torch.onnx.export(dynamo=True)
 # Example batch for tracing: 2 rows and 16 tokens, because torch.export specialises dimensions of size 0 or 1.
 _EXAMPLE_BATCH, _EXAMPLE_TOKENS = 2, 16
 
@@ -87,7 +89,15 @@ def export_fp32(model_dir: Path, path: Path) -> None:
         )
     if program is None:  # only the TorchScript exporter returns None
         raise RuntimeError("torch.onnx.export returned no ONNX program")
+    _drop_stack_traces(program.model)
     program.save(str(path), external_data=False)
+
+
+def _drop_stack_traces(model: ir.Model) -> None:
+    """The exporter notes each node's Python stack, with the absolute paths of this checkout and its venv: they
+    would make the same model's bytes (and content hash) differ between machines and leak the builder's paths."""
+    for node in ir.traversal.RecursiveGraphIterator(model.graph):
+        node.metadata_props.pop(_STACK_TRACE, None)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

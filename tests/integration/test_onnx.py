@@ -164,6 +164,15 @@ def test_reexporting_the_same_model_gives_identical_bytes(exported_roberta: Path
         assert path.read_bytes() == (exported_roberta / path.name).read_bytes(), path.name
 
 
+def test_published_graphs_name_no_path_of_the_machine_that_built_them(exported_roberta: Path) -> None:
+    """The exporter's stack traces are dropped: they named this checkout and its venv (a user's home directory
+    shipped to S3, and bytes that differed between two clones of the same commit)."""
+    for name in ONNX_FILES.values():
+        data = (exported_roberta / name).read_bytes()
+        assert str(REPO).encode() not in data and sys.prefix.encode() not in data, name
+        assert b"pkg.torch.onnx.stack_trace" not in data, name
+
+
 def test_export_without_quantize_writes_only_fp32(planted_fp32: PlantedExport) -> None:
     assert planted_fp32.written == [planted_fp32.model.path / ONNX_FILES["onnx-fp32"]]
     assert planted_fp32.onnx_files_after_export == [ONNX_FILES["onnx-fp32"]]
