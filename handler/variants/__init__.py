@@ -110,7 +110,7 @@ def select(backend: str, precision: str | None, int8: Collection[str] = ()) -> V
     candidates = [v for v in VARIANTS.values() if v.backend == backend]
     if not candidates:
         raise ConfigurationError(f"QA_BACKEND must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    if precision in (None, AUTO):
+    if precision is None or (precision == AUTO and AUTO in precisions(backend)):
         precision = None
         for variant in candidates:
             if set(variant.preferred_on) & set(int8):

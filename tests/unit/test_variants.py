@@ -67,6 +67,14 @@ def test_select_names_the_variable_and_the_choices() -> None:
         ConfigurationError, match=rf"QA_BACKEND must be one of {', '.join(variants.BACKENDS)}"
     ):
         variants.select("jax", None)
+    # auto only where the CPU has a choice to make: a backend with one precision names it.
+    no_choice = [b for b in variants.BACKENDS if variants.AUTO not in variants.precisions(b)]
+    assert no_choice
+    for backend in no_choice:
+        with pytest.raises(
+            ConfigurationError, match=rf"must be one of {', '.join(variants.precisions(backend))}, got 'auto'"
+        ):
+            variants.select(backend, variants.AUTO)
 
 
 @pytest.mark.parametrize("variant", [pytest.param(v, id=v.name) for v in VARIANTS if v.reference])
