@@ -1,6 +1,6 @@
 """Publish-time int8 recipes for the exported fp32 graph: faithful (the default ``onnx-int8``) and fast.
 
-Chosen by measurement (``bench/fidelity.py``; table in docs/performance.md "Int8 recipe"): dynamic quantization
+Chosen by measurement (``bench/fidelity.py``; table in docs/int8-recipes.md): dynamic quantization
 (``onnx-int8-fast``) is the fastest int8 on CPUs with int8 dot products, but quantizes each activation tensor
 with ONE scale, so near-tied answers flip. The faithful recipe keeps nearly all of fp32's answers for a small
 cost (the measured shares, speeds and sizes of both, and of the alternatives below: docs/performance.md):
@@ -37,12 +37,12 @@ if TYPE_CHECKING:
 
 # Blocks of 32: on minilm-l6-squad (1,000 answerable SQuAD 2.0 dev questions) 97.5 % the same span as fp32
 # (98.1 % with fp32 packed Attention, a third larger); blocks of 64 and 128 fell under 97 %
-# (docs/performance.md "Int8 recipe").
+# (docs/int8-recipes.md).
 BLOCK_SIZE = 32
 ACCURACY_LEVEL = 4  # int8 activations and int32 accumulation: the VNNI / dot-product kernels
 # QGEMM recipe (onnx-int8-qgemm): on minilm-l6-squad, 1,000 answerable SQuAD 2.0 dev questions, 97.5 % the
 # same span as fp32 and 1.65x fp32's speed on AVX-512 VNNI; a ninth kept: 95.9 %, a fifth: 96.8 %; migration
-# alpha 0.75 did worse than 0.5 (docs/performance.md "Int8 recipe").
+# alpha 0.75 did worse than 0.5 (docs/int8-recipes.md).
 SMOOTH_ALPHA = 0.5
 KEEP_SHARE = 1 / 3
 # Dynamic recipe: per-channel weights (per-tensor cost ~4 EM on minilm), MatMul and the embedding Gather.

@@ -1,6 +1,6 @@
 """The fp32 graph with int8 weights in blocks (qa_tools.quantize): a third of the download, faster than fp32, and
 nearly always the same answer spans as fp32: publish measures it against onnx-fp32 and refuses it below the
-fidelity gate's threshold (docs/performance.md has the measured figures)."""
+fidelity gate's threshold (docs/int8-recipes.md has the measured figures)."""
 
 from handler.variants import Variant
 

@@ -3,7 +3,7 @@ products (AMX, AVX-512 VNNI, AVX-VNNI), where QGEMM is the fast int8 kernel and 
 
 Each token's activations get their own scale, outlier channels are migrated into the weights (SmoothQuant-style,
 calibrated on ``qa_tools/calibration``), and the MatMuls that quantize worst stay fp32. Publish measures it
-against onnx-fp32 like ``onnx-int8`` (docs/performance.md has the figures per CPU).
+against onnx-fp32 like ``onnx-int8`` (docs/performance.md and docs/int8-recipes.md have the figures per CPU).
 """
 
 from handler.variants import Variant
