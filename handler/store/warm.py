@@ -50,10 +50,10 @@ class _Published:
     started: float
     variant: str  # the one whose files these are: the requested one, or its fallback
 
-    def report(self, model: ModelFiles, variant: str, *, skipped: bool, **extra: Any) -> WarmupReport:
+    def report(self, model: ModelFiles, *, skipped: bool, **extra: Any) -> WarmupReport:
         result = WarmupReport(
             model=model,
-            variant=variant,
+            variant=self.variant,
             source=self.location.uri(),
             model_name=self.manifest.name,
             revision=self.manifest.revision,
@@ -62,7 +62,7 @@ class _Published:
             bytes=0 if skipped else sum(f.size for f in self.files),
             seconds=time.perf_counter() - self.started,
             skipped=skipped,
-            fidelity=self.manifest.fidelity.get(variant),
+            fidelity=self.manifest.fidelity.get(self.variant),
             golden=self.manifest.golden,
             **extra,
         )
@@ -123,7 +123,7 @@ def warm_model(
     ModelStoreError. A cached copy is trusted if its verified marker matches the manifest and every file's
     size and mtime are unchanged since hashing; ``rehash_cached`` re-hashes it instead.
     """
-    return _to_disk(_published(location, variant, client, transfer), cache_root, variant, rehash_cached)
+    return _to_disk(_published(location, variant, client, transfer), cache_root, rehash_cached)
 
 
 def warm_into_memory(
@@ -134,16 +134,14 @@ def warm_into_memory(
     transfer: TransferConfig | None = None,
 ) -> WarmupReport:
     """The variant's files in memory, verified (``report.model`` is ``MemoryFiles``); nothing on disk."""
-    return _to_memory(_published(location, variant, client, transfer), variant)
+    return _to_memory(_published(location, variant, client, transfer))
 
 
-def _to_disk(
-    published: _Published, cache_root: Path, variant: str, rehash: bool, reason: str = ""
-) -> WarmupReport:
+def _to_disk(published: _Published, cache_root: Path, rehash: bool, reason: str = "") -> WarmupReport:
     from handler.store.download import download
 
     p = published
-    target = cache.entry_dir(cache_root, p.digest, variant)
+    target = cache.entry_dir(cache_root, p.digest, p.variant)
     with cache.locked(cache_root):
         skipped = cache.is_verified(target, p.digest, p.files, rehash=rehash)
         if not skipped:
@@ -157,16 +155,16 @@ def _to_disk(
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
-    return p.report(DirectoryFiles(target), variant, skipped=skipped, store="disk", reason=reason)
+    return p.report(DirectoryFiles(target), skipped=skipped, store="disk", reason=reason)
 
 
-def _to_memory(published: _Published, variant: str, reason: str = "") -> WarmupReport:
+def _to_memory(published: _Published, reason: str = "") -> WarmupReport:
     from handler.store.memory import download_to_memory
 
     p = published
     data = download_to_memory(p.client, p.transfer, p.location, p.files)
-    model = MemoryFiles(data, f"{p.manifest.name} ({variant}, in memory)")
-    return p.report(model, variant, skipped=False, store="memory", reason=reason)
+    model = MemoryFiles(data, f"{p.manifest.name} ({p.variant}, in memory)")
+    return p.report(model, skipped=False, store="memory", reason=reason)
 
 
 def warm_from_s3(
@@ -183,8 +181,7 @@ def warm_from_s3(
     """The init path for a model in S3: on disk under ``cache_root`` or in memory, as ``choose_store`` says
     for MODEL_STORE=``mode``. ``fallback``: the variant to serve if the manifest has no ``variant``."""
     published = _published(location, variant, client, transfer, fallback)
-    variant = published.variant
-    target = cache.entry_dir(cache_root, published.digest, variant)
+    target = cache.entry_dir(cache_root, published.digest, published.variant)
     store, reason = choose_store(
         mode,
         snapstart=snapstart,
@@ -194,5 +191,5 @@ def warm_from_s3(
         files=published.files,
     )
     if store == "memory":
-        return _to_memory(published, variant, reason)
-    return _to_disk(published, cache_root, variant, False, reason)
+        return _to_memory(published, reason)
+    return _to_disk(published, cache_root, False, reason)
