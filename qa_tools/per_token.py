@@ -67,7 +67,7 @@ def quantize_weight(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Symmetric int8 per output channel (column): values in -(2^(bits-1)-1)..2^(bits-1)-1 and their scales.
 
-    ``hessian`` (X^T X of the calibration inputs, ``hessians``): GPTQ's rounding, input row by input row,
+    ``hessian`` (X^T X of the calibration inputs, ``input_statistics``): GPTQ's rounding, input row by input row,
     each row's rounding error pushed onto the rows still to round along the inverse Hessian's Cholesky factor,
     so the OUTPUT error on inputs like the calibration ones shrinks, for the same integers' cost.
     """
@@ -116,8 +116,8 @@ def rewrite(
 
     ``refine``: MatMuls that also multiply the rounding residual of their input, quantized again on a grid
     ``RESIDUAL`` times finer (a second QGEMM): ~15-bit activations for twice the int8 work.
-    ``smooth``: per weight-MatMul input name, max|X| per input channel from calibration (``channel_maxima``).
-    ``hessians``: per input name, X^T X from calibration (``hessians``): GPTQ rounding of the weights.
+    ``smooth``: per weight-MatMul input name, max|X| per input channel from calibration (``input_statistics``).
+    ``hessians``: per input name, X^T X from calibration (``input_statistics``): GPTQ rounding of the weights.
     """
     from onnx import helper, numpy_helper
 
@@ -232,28 +232,24 @@ def matmul_inputs(
         yield dict(zip(sources, session.run(sources, _inputs(session, feed)), strict=True))
 
 
-def channel_maxima(model_path: Path, feeds: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """max|X| per input channel of every weight MatMul's input, over the calibration feeds (fp32 graph)."""
+def input_statistics(
+    model_path: Path, feeds: Sequence[Mapping[str, np.ndarray]], *, hessians: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per weight-MatMul input over the calibration feeds (fp32 graph), in one pass: max|X| per input channel
+    (for the migration) and, with ``hessians``, X^T X (for GPTQ rounding; else empty: costly at K = 3072)."""
     import onnx
 
     maxima: dict[str, np.ndarray] = {}
-    for values in matmul_inputs(onnx.load(str(model_path)), feeds):
-        for name, value in values.items():
-            m = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
-            maxima[name] = np.maximum(maxima[name], m) if name in maxima else m
-    return maxima
-
-
-def hessians(model_path: Path, feeds: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """X^T X of every weight MatMul's input over the calibration feeds (fp32 graph), for GPTQ rounding."""
-    import onnx
-
     sums: dict[str, np.ndarray] = {}
     for values in matmul_inputs(onnx.load(str(model_path)), feeds):
         for name, value in values.items():
-            x = value.reshape(-1, value.shape[-1]).astype(np.float64)
-            sums[name] = sums[name] + x.T @ x if name in sums else x.T @ x
-    return sums
+            x = value.reshape(-1, value.shape[-1])
+            m = np.abs(x).max(axis=0)
+            maxima[name] = np.maximum(maxima[name], m) if name in maxima else m
+            if hessians:
+                xx = x.astype(np.float64)
+                sums[name] = sums[name] + xx.T @ xx if name in sums else xx.T @ xx
+    return maxima, sums
 
 
 @quantizer_noise()
@@ -301,12 +297,14 @@ def per_token(
             source = scratch / "fused.onnx"
             ir.save(fused, str(source))
         model = onnx.load(str(source))
-        smooth = channel_maxima(source, calibration) if calibration and smooth_alpha is not None else None
+        needed = bool(calibration) and (smooth_alpha is not None or gptq)
+        maxima, sums = input_statistics(source, calibration, hessians=gptq) if needed else ({}, {})
+        smooth = maxima if needed and smooth_alpha is not None else None
         options = {"weight_bits": weight_bits, "smooth": smooth, "smooth_alpha": smooth_alpha or 0.0}
         if keep_share:
             ranked = (local_error if rank == "local" else sensitivity)(source, calibration, **options)
             keep = {*keep, *(name for name, _ in ranked[: round(keep_share * len(ranked))])}
-        options["hessians"] = hessians(source, calibration) if gptq else None
+        options["hessians"] = sums if gptq else None
         rewrite(model, **{"refine" if keep_as == "two-pass" else "keep": keep}, **options)  # type: ignore[arg-type]
         if keep and keep_as == "blocks":
             model = matmul_nbits(model)
