@@ -24,8 +24,10 @@ from handler.engine.tokenization import Window, WindowTokenizer
 from handler.model_files import ModelFiles, as_model_files
 from handler.variants import Variant
 
-# Windows per backend call: bounds peak memory (batch x seq^2 attention) while amortising per-call overhead.
-DEFAULT_MAX_BATCH_WINDOWS = 8
+# Windows per backend call: bounds peak memory (batch x seq^2 attention; ONNX Runtime's arena keeps the largest
+# batch's) while amortising per-call overhead. On 2 vCPUs, 2 ran as fast as 8 with the int8 graph and faster
+# with torch, at a fraction of 8's activation memory (docs/performance.md, "Batching: MAX_BATCH_WINDOWS").
+DEFAULT_MAX_BATCH_WINDOWS = 2
 DEFAULT_PARAMS = QAParams()
 
 
