@@ -4,12 +4,13 @@
 
 Builds a model with deepset/roberta-base-squad2's exact config (random weights, ``_roberta_base``), starts moto's
 S3 server on 127.0.0.1 (``_moto``), publishes the model twice -- the seeds' way (the save_pretrained folder)
-and ours (``qa_tools.publish``: every registry variant under one prefix with a manifest) -- and measures five
-configurations: (1) the seeds' recipe (``_seeds_recipe``: transformers 4.x pipeline, sequential
+and ours (``qa_tools.publish``: every registry variant under one prefix with a manifest) -- and measures six
+configurations (``CONFIGS``): (1) the seeds' recipe (``_seeds_recipe``: transformers 4.x pipeline, sequential
 ``download_file``; emulated on transformers 5 without ``--seeds-python``), (2) our torch backend, (3) our ONNX
-fp32, (4) our ONNX int8 (the faithful recipe, the default), (5) our ONNX int8-fast (dynamic quantization,
-opt-in), the last four through the real ``handler.app`` (``_probe``). The header names the CPU and its int8
-flags (``_machine``): int8 ratios depend on them.
+fp32, (4) our ONNX int8 (the faithful recipe), (5) our ONNX int8-fast (dynamic quantization, opt-in), (6) our
+ONNX int8-qgemm, the last five through the real ``handler.app`` (``_probe``). The default is the int8 recipe this
+CPU gets under ``QA_ONNX_PRECISION=auto`` (``_report.DEFAULT_CONFIG``): (6) with VNNI or AMX, else (4). The
+header names the CPU and its int8 flags (``_machine``): int8 ratios depend on them.
 
 * Cold start, ``--rounds`` fresh processes per configuration with an empty MODEL_DIR: imports, download,
   load, first answer, total; the median is reported.
