@@ -26,7 +26,7 @@ from handler.variants import Variant
 
 # Windows per backend call: bounds peak memory (batch x seq^2 attention; ONNX Runtime's arena keeps the largest
 # batch's) while amortising per-call overhead. On 2 vCPUs, 2 ran as fast as 8 with the int8 graph and faster
-# with torch, at a fraction of 8's activation memory (docs/performance.md, "Batching: MAX_BATCH_WINDOWS").
+# with torch, at a fraction of 8's activation memory (docs/performance.md, "2026-12-07: windows per forward pass").
 DEFAULT_MAX_BATCH_WINDOWS = 2
 DEFAULT_PARAMS = QAParams()
 
