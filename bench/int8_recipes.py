@@ -81,7 +81,14 @@ def candidates(model_dir: Path, calibration: Sequence[dict[str, np.ndarray]]) ->
             "onnx-int8-qgemm",
             lambda fp32, path: qa_tools.quantize.qgemm(fp32, path, shipped),
             f"as published (default with int8 dot products): per-token, smoothing a={qa_tools.quantize.SMOOTH_ALPHA}, "
-            f"the worst {qa_tools.quantize.KEEP_SHARE:.0%} by output error in MatMulNBits; qa_tools/calibration",
+            "the GELU outputs on the unsigned grid; qa_tools/calibration",
+        ),
+        Candidate(
+            "qgemm-third-in-blocks",
+            "onnx-int8",
+            functools.partial(_PT, calibration=shipped, smooth_alpha=0.5, keep_share=1 / 3, keep_as="blocks"),
+            "onnx-int8-qgemm as published until 2026-12-07: per-token, smoothing a=0.5, the worst 33% by output error "
+            "in MatMulNBits; qa_tools/calibration",
         ),
         Candidate(
             "smooth0.5-gptq-local17%-two-pass-shipped",
@@ -132,6 +139,43 @@ def candidates(model_dir: Path, calibration: Sequence[dict[str, np.ndarray]]) ->
                 ),
                 f"as smooth0.5{', GPTQ-rounded weights,' * gptq} the {share:.0%} of MatMuls worst by {RANKS[rank]} "
                 f"(calibration windows) kept {keep_as}",
+            )
+        )
+    for share, keep_as, gptq, alpha, cal in (
+        (1 / 3, "blocks", False, 0.5, "shipped"),
+        (1 / 6, "blocks", False, 0.5, "shipped"),
+        (1 / 9, "blocks", False, 0.5, "shipped"),
+        (0.0, "blocks", False, 0.5, "squad"),  # shipped: onnx-int8-qgemm
+        (0.0, "blocks", False, 0.75, "shipped"),
+        (0.0, "blocks", False, 0.35, "shipped"),
+        (1 / 9, "two-pass", False, 0.5, "shipped"),
+        (0.0, "two-pass", True, 0.5, "shipped"),
+        (1 / 6, "two-pass", True, 0.5, "shipped"),
+        (1 / 6, "blocks", True, 0.5, "shipped"),
+    ):
+        if cal == "squad" and not calibration:
+            continue
+        name = f"smooth{alpha}{'-gptq' * gptq}-shift-local{share:.0%}-{keep_as}-{cal}"
+        rows.append(
+            Candidate(
+                name,
+                "onnx-int8",
+                functools.partial(
+                    _PT,
+                    calibration=shipped if cal == "shipped" else calibration,
+                    smooth_alpha=alpha,
+                    keep_share=share,
+                    keep_as=keep_as,
+                    gptq=gptq,
+                    shift=True,
+                ),
+                f"as smooth{alpha}{', GPTQ-rounded weights,' * gptq} with the GELU outputs on the unsigned grid; "
+                f"the {share:.0%} worst by own output error kept {keep_as}; calibrated on "
+                + (
+                    "qa_tools/calibration, as publish would"
+                    if cal == "shipped"
+                    else "SQuAD after the scored questions"
+                ),
             )
         )
     return rows

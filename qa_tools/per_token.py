@@ -38,6 +38,9 @@ _MS = "com.microsoft"
 _TINY = 1e-12  # a row of zeros (padding) gets this max instead of a division by zero
 GPTQ_DAMPING = 0.01  # share of the mean diagonal added to the Hessian: GPTQ's default, keeps it invertible
 RESIDUAL = 254  # the residual's grid: |residual| <= half a step of 1/127, spread over -127..127
+# Lowest value each activation can output (GELU's minimum is -0.16997, its tanh form's -0.17004): inputs they
+# produce are shifted up by it and quantized on the unsigned grid, 255 steps over [0, max] instead of 127.
+FLOORS = {"Gelu": 0.1701, "BiasGelu": 0.1701, "FastGelu": 0.1701}
 
 
 def _inputs(session: object, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -94,11 +97,25 @@ def smoothing_scale(x_max: np.ndarray, weights: Sequence[np.ndarray], alpha: flo
     return s.astype(np.float32)
 
 
-def fake_quantized(x: np.ndarray, weights: np.ndarray, bits: int) -> np.ndarray:
-    """What the per-token int8 form computes for ``x . weights``, in float (rounding included)."""
-    r = np.maximum(np.abs(x).max(axis=-1, keepdims=True), _TINY)
-    xq = np.clip(np.round(127 * x / r), -128, 127) * (r / 127)
+def floors(model: onnx.ModelProto) -> dict[str, float]:
+    """Weight-MatMul inputs that an activation with a known minimum (``FLOORS``) produces, and that minimum."""
+    made = {o: FLOORS[n.op_type] for n in model.graph.node if n.op_type in FLOORS for o in n.output}
+    return {n.input[0]: made[n.input[0]] for n in weight_matmuls(model) if n.input[0] in made}
+
+
+def fake_quantized(
+    x: np.ndarray, weights: np.ndarray, bits: int, floor: np.ndarray | float | None = None
+) -> np.ndarray:
+    """What the per-token int8 form computes for ``x . weights``, in float (rounding included); ``floor``:
+    ``x >= -floor``, the unsigned grid over ``x + floor`` (``rewrite``'s ``floors``)."""
     wq, scale = quantize_weight(weights, bits)
+    if floor is None:
+        r = np.maximum(np.abs(x).max(axis=-1, keepdims=True), _TINY)
+        xq = np.clip(np.round(127 * x / r), -128, 127) * (r / 127)
+    else:
+        shifted = x + floor
+        r = np.maximum(shifted.max(axis=-1, keepdims=True), _TINY)
+        xq = np.clip(np.round(255 * shifted / r), 0, 255) * (r / 255) - floor
     return xq @ (wq.astype(np.float32) * scale)
 
 
@@ -111,6 +128,7 @@ def rewrite(
     smooth: Mapping[str, np.ndarray] | None = None,
     smooth_alpha: float = 0.5,
     hessians: Mapping[str, np.ndarray] | None = None,
+    floors: Mapping[str, float] | None = None,
 ) -> onnx.ModelProto:
     """Replaces every weight MatMul (but those named in ``keep``) by the per-token int8 form, in place.
 
@@ -118,6 +136,8 @@ def rewrite(
     ``RESIDUAL`` times finer (a second QGEMM): ~15-bit activations for twice the int8 work.
     ``smooth``: per weight-MatMul input name, max|X| per input channel from calibration (``input_statistics``).
     ``hessians``: per input name, X^T X from calibration (``input_statistics``): GPTQ rounding of the weights.
+    ``floors``: per input name, f with X >= -f (``floors()``): X + f per token on the unsigned grid (twice the
+    steps of the signed one), and the product's shift, f . W with the quantized W, subtracted as a constant.
     """
     from onnx import helper, numpy_helper
 
@@ -132,9 +152,11 @@ def rewrite(
         numpy_helper.from_array(np.array(_TINY, np.float32), "pt_tiny"),
         numpy_helper.from_array(np.array(1 / 127, np.float32), "pt_a_scale"),
         numpy_helper.from_array(np.array(128, np.uint8), "pt_a_zero"),
-    ]
-    if refine:
-        consts.append(numpy_helper.from_array(np.array(1 / (127 * RESIDUAL), np.float32), "pt_r_scale"))
+        numpy_helper.from_array(np.array(1 / (127 * RESIDUAL), np.float32), "pt_r_scale"),
+        numpy_helper.from_array(np.array(1 / 255, np.float32), "pt_u_scale"),
+        numpy_helper.from_array(np.array(0, np.uint8), "pt_u_zero"),
+        numpy_helper.from_array(np.array(1 / (255 * RESIDUAL), np.float32), "pt_ur_scale"),
+    ]  # those no node reads are dropped at the end
     replaced: dict[str, list[onnx.NodeProto]] = {}  # first MatMul of a group -> nodes to put in its place
     dropped: set[str] = set()
     for g, (source, nodes) in enumerate(groups.items()):
@@ -143,6 +165,7 @@ def rewrite(
         x = source
         weights = {n.name: numpy_helper.to_array(inits[n.input[1]]).astype(np.float32) for n in nodes}
         hessian = None if hessians is None else hessians.get(source)
+        s = np.ones(len(next(iter(weights.values()))), np.float32)
         if smooth is not None and source in smooth:
             s = smoothing_scale(smooth[source], list(weights.values()), smooth_alpha)
             if hessian is not None:
@@ -151,52 +174,71 @@ def rewrite(
             new.append(helper.make_node("Mul", [x, f"{p}_inv_s"], [f"{p}_xs"], name=f"{p}_smooth"))
             x = f"{p}_xs"
             weights = {k: w * s[:, None] for k, w in weights.items()}
+        shift = None if floors is None or source not in floors else (floors[source] / s).astype(np.float32)
+        if shift is None:  # signed grid: -r..r per token over -127..127
+            grid, residual = ("pt_a_scale", "pt_a_zero"), "pt_r_scale"
+            new += [
+                helper.make_node("Abs", [x], [f"{p}_abs"], name=f"{p}_abs"),
+                helper.make_node(
+                    "ReduceMax", [f"{p}_abs", "pt_axes"], [f"{p}_rmax"], name=f"{p}_rmax", keepdims=1
+                ),
+            ]
+        else:  # unsigned grid: 0..r per token over 0..255
+            grid, residual = ("pt_u_scale", "pt_u_zero"), "pt_ur_scale"
+            consts.append(numpy_helper.from_array(shift, f"{p}_floor"))
+            new += [
+                helper.make_node("Add", [x, f"{p}_floor"], [f"{p}_xf"], name=f"{p}_shift"),
+                helper.make_node(
+                    "ReduceMax", [f"{p}_xf", "pt_axes"], [f"{p}_rmax"], name=f"{p}_rmax", keepdims=1
+                ),
+            ]
+            x = f"{p}_xf"
         new += [
-            helper.make_node("Abs", [x], [f"{p}_abs"], name=f"{p}_abs"),
-            helper.make_node(
-                "ReduceMax", [f"{p}_abs", "pt_axes"], [f"{p}_rmax"], name=f"{p}_rmax", keepdims=1
-            ),
             helper.make_node("Max", [f"{p}_rmax", "pt_tiny"], [f"{p}_r"], name=f"{p}_r"),
             helper.make_node("Div", [x, f"{p}_r"], [f"{p}_xn"], name=f"{p}_div"),
-            helper.make_node(
-                "QuantizeLinear", [f"{p}_xn", "pt_a_scale", "pt_a_zero"], [f"{p}_xq"], name=f"{p}_quant"
-            ),
+            helper.make_node("QuantizeLinear", [f"{p}_xn", *grid], [f"{p}_xq"], name=f"{p}_quant"),
         ]
         if any(n.name in refine for n in nodes):
             new += [
-                helper.make_node(
-                    "DequantizeLinear",
-                    [f"{p}_xq", "pt_a_scale", "pt_a_zero"],
-                    [f"{p}_xd"],
-                    name=f"{p}_dequant",
-                ),
+                helper.make_node("DequantizeLinear", [f"{p}_xq", *grid], [f"{p}_xd"], name=f"{p}_dequant"),
                 helper.make_node("Sub", [f"{p}_xn", f"{p}_xd"], [f"{p}_res"], name=f"{p}_res"),
                 helper.make_node(
-                    "QuantizeLinear", [f"{p}_res", "pt_r_scale", "pt_a_zero"], [f"{p}_rq"], name=f"{p}_rquant"
+                    "QuantizeLinear", [f"{p}_res", residual, "pt_a_zero"], [f"{p}_rq"], name=f"{p}_rquant"
                 ),
             ]
         for node in nodes:
             wq, w_scale = quantize_weight(weights[node.name], weight_bits, hessian)
             q = f"{node.name}_pt"
             consts += [numpy_helper.from_array(wq, f"{q}_wq"), numpy_helper.from_array(w_scale, f"{q}_ws")]
-            passes = [(f"{p}_xq", "pt_a_scale", "y", "gemm")]  # (input, its scale, output, node) suffixes
+            # (input, its scale, its zero point, output, node) suffixes
+            passes = [(f"{p}_xq", *grid, "y", "gemm")]
             if node.name in refine:
-                passes.append((f"{p}_rq", "pt_r_scale", "yr", "rgemm"))
+                passes.append((f"{p}_rq", residual, "pt_a_zero", "yr", "rgemm"))
             new += [
                 helper.make_node(
                     "MatMulIntegerToFloat",
-                    [xq, f"{q}_wq", scale, f"{q}_ws", "pt_a_zero"],
+                    [xq, f"{q}_wq", scale, f"{q}_ws", zero],
                     [f"{q}_{out}"],
                     name=f"{q}_{name}",
                     domain=_MS,
                 )
-                for xq, scale, out, name in passes
+                for xq, scale, zero, out, name in passes
             ]
             y = f"{q}_y"
             if node.name in refine:
                 new.append(helper.make_node("Add", [y, f"{q}_yr"], [f"{q}_y2"], name=f"{q}_refine"))
                 y = f"{q}_y2"
-            new.append(helper.make_node("Mul", [y, f"{p}_r"], list(node.output), name=f"{q}_rescale"))
+            if shift is None:
+                new.append(helper.make_node("Mul", [y, f"{p}_r"], list(node.output), name=f"{q}_rescale"))
+            else:  # (X + f) . Wq - f . Wq
+                unshift = -(shift.astype(np.float64) @ (wq.astype(np.float64) * w_scale))
+                consts.append(numpy_helper.from_array(unshift.astype(np.float32), f"{q}_unshift"))
+                new += [
+                    helper.make_node("Mul", [y, f"{p}_r"], [f"{q}_ys"], name=f"{q}_rescale"),
+                    helper.make_node(
+                        "Add", [f"{q}_ys", f"{q}_unshift"], list(node.output), name=f"{q}_unshift"
+                    ),
+                ]
             dropped.add(node.name)
         replaced[nodes[0].name] = new
     out: list[onnx.NodeProto] = []
@@ -211,7 +253,7 @@ def rewrite(
     for init in list(graph.initializer):
         if init.name not in used:
             graph.initializer.remove(init)
-    graph.initializer.extend(consts)
+    graph.initializer.extend(c for c in consts if c.name in used)
     if not any(o.domain == _MS for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(_MS, 1))
     return model
@@ -267,6 +309,7 @@ def per_token(
     rank: Literal["local", "damage"] = "local",
     keep_as: Literal["fp32", "blocks", "two-pass"] = "fp32",
     gptq: bool = False,
+    shift: bool = False,
 ) -> None:
     """The recipe over the fp32 export: ONNX Runtime's transformer fusions (as the faithful recipe, without the
     packed Attention), every weight MatMul per-token int8 (``rewrite``), embedding tables in 8-bit blocks.
@@ -275,7 +318,8 @@ def per_token(
     no migration), its channel maxima measured on the graph being rewritten, and for ``keep_share``: that share
     of the weight MatMuls, ranked worst by ``rank`` (``local_error`` or ``sensitivity``) on the calibration
     windows, kept out of QGEMM: fp32, or ``blocks`` (the faithful recipe's ``MatMulNBits``), or given a second
-    QGEMM pass (``two-pass``: ``rewrite``'s ``refine``); ``gptq``: the weights GPTQ-rounded on those windows.
+    QGEMM pass (``two-pass``: ``rewrite``'s ``refine``); ``gptq``: the weights GPTQ-rounded on those windows;
+    ``shift``: the GELU outputs (the FFN down-projections' inputs) on the unsigned grid (``rewrite``'s ``floors``).
     """
     import onnx
     import onnx_ir as ir
@@ -300,7 +344,12 @@ def per_token(
         needed = bool(calibration) and (smooth_alpha is not None or gptq)
         maxima, sums = input_statistics(source, calibration, hessians=gptq) if needed else ({}, {})
         smooth = maxima if needed and smooth_alpha is not None else None
-        options = {"weight_bits": weight_bits, "smooth": smooth, "smooth_alpha": smooth_alpha or 0.0}
+        options = {
+            "weight_bits": weight_bits,
+            "smooth": smooth,
+            "smooth_alpha": smooth_alpha or 0.0,
+            "floors": floors(model) if shift else None,
+        }
         if keep_share:
             ranked = (local_error if rank == "local" else sensitivity)(source, calibration, **options)
             keep = {*keep, *(name for name, _ in ranked[: round(keep_share * len(ranked))])}
@@ -351,6 +400,7 @@ def local_error(
     weight_bits: int = 8,
     smooth: Mapping[str, np.ndarray] | None = None,
     smooth_alpha: float = 0.5,
+    floors: Mapping[str, float] | None = None,
 ) -> list[tuple[str, float]]:
     """Each weight MatMul ranked by the relative error of its own output when per-token quantized (worst first).
 
@@ -380,10 +430,10 @@ def local_error(
             w = weights[n.name]
             x = values[n.input[0]].reshape(-1, w.shape[0])
             exact = x @ w
-            s = scales.get(n.input[0])
-            if s is not None:  # exact in fp32: only the quantization grid moves
-                x, w = x / s, w * s[:, None]
-            error[n.name] += float(np.square(fake_quantized(x, w, weight_bits) - exact).sum())
+            s = scales.get(n.input[0], np.ones(len(w), np.float32))
+            x, w = x / s, w * s[:, None]  # exact in fp32: only the quantization grid moves
+            floor = None if floors is None or n.input[0] not in floors else floors[n.input[0]] / s
+            error[n.name] += float(np.square(fake_quantized(x, w, weight_bits, floor) - exact).sum())
             total[n.name] += float(np.square(exact).sum())
     ranked = [(name, (error[name] / max(total[name], _TINY)) ** 0.5) for name in weights]
     return sorted(ranked, key=lambda item: -item[1])

@@ -1,9 +1,10 @@
 """Per-token int8 on ONNX Runtime's QGEMM kernel (qa_tools.per_token): the int8 default on CPUs with int8 dot
 products (AMX, AVX-512 VNNI, AVX-VNNI), where QGEMM is the fast int8 kernel and ``MatMulNBits`` is not.
 
-Each token's activations get their own scale, outlier channels are migrated into the weights (SmoothQuant-style,
-calibrated on ``qa_tools/calibration``), and the MatMuls that quantize worst stay fp32. Publish measures it
-against onnx-fp32 like ``onnx-int8`` (docs/performance.md and docs/int8-recipes.md have the figures per CPU).
+Every weight MatMul runs on QGEMM: each token's activations get their own scale, outlier channels are migrated
+into the weights (SmoothQuant-style, calibrated on ``qa_tools/calibration``), and GELU outputs use the unsigned
+grid. Publish measures it against onnx-fp32 like ``onnx-int8`` (docs/performance.md and docs/int8-recipes.md
+have the figures per CPU).
 """
 
 from handler.variants import Variant

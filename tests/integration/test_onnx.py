@@ -144,13 +144,13 @@ def test_export_writes_fp32_and_int8_with_the_torch_backends_inputs(
     )  # Q/K/V included: no packed Attention
     assert {"MultiHeadAttention", "GatherBlockQuantized"} <= faithful_ops and "Attention" not in faithful_ops
     assert "MatMulInteger" in fast_ops
-    qgemm_ops = {n.op_type for n in onnx.load(str(exported / ONNX_FILES["onnx-int8-qgemm"])).graph.node}
-    assert {
-        "MatMulIntegerToFloat",
-        "MatMulNBits",
-        "GatherBlockQuantized",
-    } <= qgemm_ops  # a third kept in blocks
-    assert "MatMul" not in qgemm_ops
+    qgemm = onnx.load(str(exported / ONNX_FILES["onnx-int8-qgemm"])).graph
+    qgemm_ops = {n.op_type for n in qgemm.node}
+    assert {"MatMulIntegerToFloat", "GatherBlockQuantized"} <= qgemm_ops  # every weight MatMul on QGEMM
+    assert qgemm_ops.isdisjoint({"MatMul", "MatMulNBits"})
+    # The feed-forward down-projections read their GELU's output on the unsigned grid (zero point 0).
+    unsigned = [n for n in qgemm.node if n.op_type == "QuantizeLinear" and n.input[2] == "pt_u_zero"]
+    assert len(unsigned) == sum(n.op_type == "BiasGelu" for n in qgemm.node) > 0
     fp32_size = (exported / ONNX_FILES["onnx-fp32"]).stat().st_size
     assert all((exported / ONNX_FILES[v]).stat().st_size < fp32_size for v in RECIPES)
 

@@ -15,7 +15,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from qa_tools.per_token import (
+    FLOORS,
     RESIDUAL,
+    floors,
     local_error,
     per_token,
     quantize_weight,
@@ -170,6 +172,54 @@ def test_refined_matmuls_also_multiply_their_inputs_rounding_residual(data: tupl
     only_weights = (x.astype(np.float64) @ (wq.astype(np.float64) * w_scale)) + bias
     assert np.abs(y1 - only_weights).max() < 0.02 * np.abs(one_pass - only_weights).max()
     assert np.abs(y1 - exact).max() < np.abs(one_pass - exact).max()
+
+
+def gelu_projection(w: np.ndarray) -> onnx.ModelProto:
+    """x -> g = Gelu(x) -> y = g . w, with g an output too: an FFN down-projection and its input."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, K])
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("g", "y")]
+    nodes = [
+        helper.make_node("Gelu", ["x"], ["g"], name="gelu", domain="com.microsoft"),
+        helper.make_node("MatMul", ["g", "w"], ["y"], name="down"),
+    ]
+    graph = helper.make_graph(nodes, "ffn", [x], outs, [numpy_helper.from_array(w, "w")])
+    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("com.microsoft", 1)]
+    return helper.make_model(graph, opset_imports=opsets, ir_version=10)
+
+
+@pytest.mark.parametrize("refined", [False, True])
+def test_gelu_outputs_are_shifted_onto_the_unsigned_grid(refined: bool, data: tuple[np.ndarray, ...]) -> None:
+    """GELU's output is >= -0.17: X + 0.17 per token over 0..255 (twice the signed grid's steps), and the shift's
+    product with the quantized weights subtracted; ORT's result is that numpy emulation, with about half the
+    activations' rounding error of the signed grid."""
+    x, w, _, _ = data
+    found = floors(gelu_projection(w))
+    assert found == {"g": FLOORS["Gelu"]} and floors(two_projections(w, w, w[0])) == {}
+    model = rewrite(gelu_projection(w), floors=found, refine={"down"} if refined else ())
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    g, y = session.run(["g", "y"], {"x": x})
+    assert g.min() >= -FLOORS["Gelu"]
+    f = np.float32(FLOORS["Gelu"])
+    r = np.maximum((g + f).max(-1, keepdims=True), np.float32(1e-12))
+    xn = (g + f) / r
+    q1 = np.clip(np.round(xn / np.float32(1 / 255)), 0, 255)
+    wq, w_scale = quantize_weight(w, 8)
+    weights = wq.astype(np.float64) * w_scale
+    acc = (q1.astype(np.int64) @ wq.astype(np.int64)) / 255
+    if refined:
+        residual = xn - q1.astype(np.float32) * np.float32(1 / 255)
+        q2 = np.clip(np.round(residual / np.float32(1 / (255 * RESIDUAL))), -128, 127)
+        acc = acc + (q2.astype(np.int64) @ wq.astype(np.int64)) / (255 * RESIDUAL)
+    emulated = acc * w_scale * r.astype(np.float64) - float(f) * weights.sum(0)
+    np.testing.assert_allclose(y, emulated, rtol=1e-5, atol=1e-4)
+    only_weights = g.astype(np.float64) @ weights  # the activations' share of the error is what moves
+    signed = run_y(rewrite(gelu_projection(w), refine={"down"} if refined else ()), x)
+    assert np.abs(y - only_weights).max() < 0.7 * np.abs(signed - only_weights).max()
+
+
+def run_y(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(["y"], {"x": x})[0])
 
 
 def test_gptq_rounding_lowers_the_output_error_on_inputs_like_the_calibration_ones() -> None:
