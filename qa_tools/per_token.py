@@ -18,7 +18,8 @@ when both operands use their full range: ``weight_bits=7`` (weights in -63..63) 
 Options measured by ``bench/int8_recipes.py``: ``smooth_alpha`` (SmoothQuant-style per-input-channel
 migration: X / s and s * W rows, s = max|X|^a / max|W|^(1-a) from calibration windows; exact in fp32),
 ``keep`` (MatMuls left fp32 by name), ``refine`` (MatMuls given a second QGEMM pass over their input's rounding
-residual) and ``hessians`` (GPTQ rounding of the weights).
+residual), ``hessians`` (GPTQ rounding of the weights) and ``floors`` (inputs with a known minimum, GELU
+outputs, shifted onto the unsigned grid: Xq = round(255 (X + f) / r_t), r_t = max(X_t + f); the published recipe).
 """
 
 from __future__ import annotations
