@@ -70,6 +70,39 @@ _PT = qa_tools.per_token.per_token
 RANKS = {"damage": "the damage each does alone", "local": "own output error"}
 
 
+def kept(
+    feeds: Sequence[dict[str, np.ndarray]],
+    share: float,
+    keep_as: str,
+    *,
+    rank: str = "local",
+    gptq: bool = False,
+    alpha: float = 0.5,
+    shift: bool = False,
+    publish_calibration: bool = False,
+) -> Candidate:
+    """A ``per_token`` row with migration ``alpha``, calibrated on ``feeds``: the ``share`` of MatMuls worst by
+    ``rank`` kept ``keep_as``; ``publish_calibration``: ``feeds`` is ``qa_tools/calibration`` (name ``-shipped``)."""
+    name = f"smooth{alpha}{'-gptq' * gptq}{'-shift' * shift}-{rank}{share:.0%}-{keep_as}{'-shipped' * publish_calibration}"
+    source = "qa_tools/calibration, as publish would" if publish_calibration else "calibration windows"
+    return Candidate(
+        name,
+        "onnx-int8",
+        functools.partial(
+            _PT,
+            calibration=feeds,
+            smooth_alpha=alpha,
+            keep_share=share,
+            rank=rank,
+            keep_as=keep_as,
+            gptq=gptq,
+            shift=shift,
+        ),
+        f"as smooth{alpha}{', GPTQ-rounded weights,' * gptq}{' GELU outputs on the unsigned grid,' * shift} the "
+        f"{share:.0%} of MatMuls worst by {RANKS[rank]} ({source}) kept {keep_as}",
+    )
+
+
 def candidates(model_dir: Path, calibration: Sequence[dict[str, np.ndarray]]) -> list[Candidate]:
     """The rows; ``calibration``: windows for the smoothing rows (empty: no smoothing rows)."""
     shipped = qa_tools.calibration.feeds(model_dir)
@@ -90,12 +123,7 @@ def candidates(model_dir: Path, calibration: Sequence[dict[str, np.ndarray]]) ->
             "onnx-int8-qgemm as published until 2026-12-07: per-token, smoothing a=0.5, the worst 33% by output error "
             "in MatMulNBits; qa_tools/calibration",
         ),
-        Candidate(
-            "smooth0.5-gptq-local17%-two-pass-shipped",
-            "onnx-int8",
-            functools.partial(_PT, calibration=shipped, smooth_alpha=0.5, keep_share=1 / 6, keep_as="two-pass", gptq=True),
-            "smooth0.5-gptq-local17%-two-pass calibrated on qa_tools/calibration, as publish would",
-        ),
+        kept(shipped, 1 / 6, "two-pass", gptq=True, publish_calibration=True),
         Candidate("onnx-int8-fast", "onnx-int8", qa_tools.quantize.dynamic, "quantize_dynamic per-channel (per-tensor activations)"),
         Candidate("per-token-w8", "onnx-int8", _PT, "per-token activations, int8 per-channel weights, fusions"),
         Candidate("per-token-w7", "onnx-int8", functools.partial(_PT, weight_bits=7), "per-token, 7-bit weights (no AVX2 int16 saturation)"),
@@ -124,59 +152,23 @@ def candidates(model_dir: Path, calibration: Sequence[dict[str, np.ndarray]]) ->
         if calibration
         else ()
     ):
-        rows.append(
-            Candidate(
-                f"smooth0.5{'-gptq' * gptq}-{rank}{share:.0%}-{keep_as}",
-                "onnx-int8",
-                functools.partial(
-                    _PT,
-                    calibration=calibration,
-                    smooth_alpha=0.5,
-                    keep_share=share,
-                    rank=rank,
-                    keep_as=keep_as,
-                    gptq=gptq,
-                ),
-                f"as smooth0.5{', GPTQ-rounded weights,' * gptq} the {share:.0%} of MatMuls worst by {RANKS[rank]} "
-                f"(calibration windows) kept {keep_as}",
-            )
-        )
-    for share, keep_as, gptq, alpha, cal in (
-        (1 / 3, "blocks", False, 0.5, "shipped"),
-        (1 / 6, "blocks", False, 0.5, "shipped"),
-        (1 / 9, "blocks", False, 0.5, "shipped"),
-        (0.0, "blocks", False, 0.5, "squad"),  # shipped: onnx-int8-qgemm
-        (0.0, "blocks", False, 0.75, "shipped"),
-        (0.0, "blocks", False, 0.35, "shipped"),
-        (1 / 9, "two-pass", False, 0.5, "shipped"),
-        (0.0, "two-pass", True, 0.5, "shipped"),
-        (1 / 6, "two-pass", True, 0.5, "shipped"),
-        (1 / 6, "blocks", True, 0.5, "shipped"),
+        rows.append(kept(calibration, share, keep_as, rank=rank, gptq=gptq))
+    # GELU outputs on the unsigned grid; with the shipped calibration and nothing kept it is onnx-int8-qgemm.
+    if calibration:
+        rows.append(kept(calibration, 0.0, "blocks", shift=True))
+    for share, keep_as, gptq, alpha in (
+        (1 / 3, "blocks", False, 0.5),
+        (1 / 6, "blocks", False, 0.5),
+        (1 / 9, "blocks", False, 0.5),
+        (0.0, "blocks", False, 0.75),
+        (0.0, "blocks", False, 0.35),
+        (1 / 9, "two-pass", False, 0.5),
+        (0.0, "two-pass", True, 0.5),
+        (1 / 6, "two-pass", True, 0.5),
+        (1 / 6, "blocks", True, 0.5),
     ):
-        if cal == "squad" and not calibration:
-            continue
-        name = f"smooth{alpha}{'-gptq' * gptq}-shift-local{share:.0%}-{keep_as}-{cal}"
         rows.append(
-            Candidate(
-                name,
-                "onnx-int8",
-                functools.partial(
-                    _PT,
-                    calibration=shipped if cal == "shipped" else calibration,
-                    smooth_alpha=alpha,
-                    keep_share=share,
-                    keep_as=keep_as,
-                    gptq=gptq,
-                    shift=True,
-                ),
-                f"as smooth{alpha}{', GPTQ-rounded weights,' * gptq} with the GELU outputs on the unsigned grid; "
-                f"the {share:.0%} worst by own output error kept {keep_as}; calibrated on "
-                + (
-                    "qa_tools/calibration, as publish would"
-                    if cal == "shipped"
-                    else "SQuAD after the scored questions"
-                ),
-            )
+            kept(shipped, share, keep_as, gptq=gptq, alpha=alpha, shift=True, publish_calibration=True)
         )
     return rows
 

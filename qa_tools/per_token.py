@@ -41,7 +41,7 @@ GPTQ_DAMPING = 0.01  # share of the mean diagonal added to the Hessian: GPTQ's d
 RESIDUAL = 254  # the residual's grid: |residual| <= half a step of 1/127, spread over -127..127
 # Lowest value each activation can output (GELU's minimum is -0.16997, its tanh form's -0.17004): inputs they
 # produce are shifted up by it and quantized on the unsigned grid, 255 steps over [0, max] instead of 127.
-FLOORS = {"Gelu": 0.1701, "BiasGelu": 0.1701, "FastGelu": 0.1701}
+FLOORS = dict.fromkeys(("Gelu", "BiasGelu", "FastGelu"), 0.1701)
 
 
 def _inputs(session: object, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -176,25 +176,17 @@ def rewrite(
             x = f"{p}_xs"
             weights = {k: w * s[:, None] for k, w in weights.items()}
         shift = None if floors is None or source not in floors else (floors[source] / s).astype(np.float32)
-        if shift is None:  # signed grid: -r..r per token over -127..127
+        if shift is None:  # signed grid: -r..r per token over -127..127, r = max|X_t|
             grid, residual = ("pt_a_scale", "pt_a_zero"), "pt_r_scale"
-            new += [
-                helper.make_node("Abs", [x], [f"{p}_abs"], name=f"{p}_abs"),
-                helper.make_node(
-                    "ReduceMax", [f"{p}_abs", "pt_axes"], [f"{p}_rmax"], name=f"{p}_rmax", keepdims=1
-                ),
-            ]
-        else:  # unsigned grid: 0..r per token over 0..255
+            new.append(helper.make_node("Abs", [x], [f"{p}_abs"], name=f"{p}_abs"))
+            peak = f"{p}_abs"
+        else:  # unsigned grid: 0..r per token over 0..255, r = max(X_t + f)
             grid, residual = ("pt_u_scale", "pt_u_zero"), "pt_ur_scale"
             consts.append(numpy_helper.from_array(shift, f"{p}_floor"))
-            new += [
-                helper.make_node("Add", [x, f"{p}_floor"], [f"{p}_xf"], name=f"{p}_shift"),
-                helper.make_node(
-                    "ReduceMax", [f"{p}_xf", "pt_axes"], [f"{p}_rmax"], name=f"{p}_rmax", keepdims=1
-                ),
-            ]
-            x = f"{p}_xf"
+            new.append(helper.make_node("Add", [x, f"{p}_floor"], [f"{p}_xf"], name=f"{p}_shift"))
+            x = peak = f"{p}_xf"
         new += [
+            helper.make_node("ReduceMax", [peak, "pt_axes"], [f"{p}_rmax"], name=f"{p}_rmax", keepdims=1),
             helper.make_node("Max", [f"{p}_rmax", "pt_tiny"], [f"{p}_r"], name=f"{p}_r"),
             helper.make_node("Div", [x, f"{p}_r"], [f"{p}_xn"], name=f"{p}_div"),
             helper.make_node("QuantizeLinear", [f"{p}_xn", *grid], [f"{p}_xq"], name=f"{p}_quant"),
